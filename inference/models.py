@@ -1,0 +1,67 @@
+"""The model registry: every ensemble the portal can serve, with what is needed to reproduce it."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    """One registered ensemble. Exactly one version is ``active`` at a time (a partial unique index).
+
+    ``members`` is a list of dicts, one per ensemble member::
+
+        {"name": "ResNet50", "architecture": "ResNet50", "input_size": 128,
+         "artifact": "models/v3/ResNet50.keras", "sha256": "..."}
+
+    ``artifact`` is a name in the default storage (media), so weights live where media lives
+    (local disk or S3), never in git. ``preprocessing`` is the timm-style dict that drives
+    ``inference.preprocessing`` in training and in serving alike.
+    """
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    name = models.CharField(max_length=100, default="all-ensemble")
+    version = models.PositiveIntegerField(unique=True, editable=False)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True
+    )
+    is_demo = models.BooleanField(
+        default=False,
+        help_text="Untrained or synthetic-data ensemble for demonstrations; never a real model.",
+    )
+    members = models.JSONField(default=list)
+    preprocessing = models.JSONField(default=dict)
+    class_names = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)
+    data_fingerprint = models.CharField(max_length=64, blank=True)
+    code_version = models.CharField(max_length=64, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="active"), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        demo = " DEMO" if self.is_demo else ""
+        return f"{self.name} v{self.version}{demo} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        """How the version is shown on result pages: ``v3`` or ``v3 DEMO``."""
+        return f"v{self.version}" + (" DEMO" if self.is_demo else "")
+
+    @property
+    def member_names(self) -> list[str]:
+        return [m["name"] for m in self.members]

@@ -1,0 +1,82 @@
+"""Majority vote over ensemble members (pure NumPy: no TensorFlow, usable from the web process).
+
+Each member votes for its arg-max class. The label with the most votes wins; a tie between labels
+goes to the tied label with the highest mean probability over all members. Agreement is
+``unanimous`` when every member voted for the label, ``majority`` when more than half did, and
+``split`` otherwise (a plurality or a tie-break decided it).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+UNANIMOUS = "unanimous"
+MAJORITY = "majority"
+SPLIT = "split"
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    name: str
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    label: str
+    probabilities: dict[str, float]  # mean over members, per class
+    votes: int  # members that voted for ``label``
+    member_count: int
+    agreement: str
+    members: list[MemberResult] = field(default_factory=list)
+    inference_ms: float = 0.0
+
+
+def vote(member_probs, class_names, member_names, inference_ms: float = 0.0) -> EnsembleResult:
+    """Vote over one image. ``member_probs`` has shape (members, classes)."""
+    probs = np.asarray(member_probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape != (len(member_names), len(class_names)):
+        raise ValueError(
+            f"expected probabilities of shape ({len(member_names)}, {len(class_names)}), "
+            f"got {probs.shape}"
+        )
+    member_choice = probs.argmax(axis=1)
+    counts = np.bincount(member_choice, minlength=len(class_names))
+    mean = probs.mean(axis=0)
+    tied = np.flatnonzero(counts == counts.max())
+    winner = int(tied[np.argmax(mean[tied])])
+    votes = int(counts[winner])
+    n = len(member_names)
+    if votes == n:
+        agreement = UNANIMOUS
+    elif votes * 2 > n:
+        agreement = MAJORITY
+    else:
+        agreement = SPLIT
+    members = [
+        MemberResult(
+            name=name,
+            label=class_names[int(member_choice[i])],
+            probabilities=_as_dict(probs[i], class_names),
+        )
+        for i, name in enumerate(member_names)
+    ]
+    return EnsembleResult(
+        label=class_names[winner],
+        probabilities=_as_dict(mean, class_names),
+        votes=votes,
+        member_count=n,
+        agreement=agreement,
+        members=members,
+        inference_ms=float(inference_ms),
+    )
+
+
+def vote_batch(batch_probs, class_names, member_names, inference_ms: float = 0.0):
+    """Vote over a batch. ``batch_probs`` has shape (images, members, classes)."""
+    return [vote(p, class_names, member_names, inference_ms) for p in np.asarray(batch_probs)]
+
+
+def _as_dict(row, class_names) -> dict[str, float]:
+    return {name: round(float(p), 6) for name, p in zip(class_names, row, strict=True)}

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MlTrainingConfig(AppConfig):
+    name = "ml_training"
+    verbose_name = "Training pipeline"
