@@ -1,4 +1,4 @@
-"""Writes. Views, the API, the admin and Celery tasks call these; none of them writes models directly.
+"""Writes. Views, the API, the admin and Celery tasks call these; none writes models directly.
 
 Each service validates (``full_clean``), works in one transaction, writes an audit event in that
 transaction, and defers Celery work to ``transaction.on_commit`` so a worker never sees a row

@@ -61,11 +61,13 @@ def check_smear_image(uploaded_file) -> CheckedImage:
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _error(name, "has too many pixels to open safely (a possible decompression bomb)")
+        raise _error(
+            name, "has too many pixels to open safely (a possible decompression bomb)"
+        ) from None
     except UnidentifiedImageError:
-        raise _error(name, "is not an image (supported: JPEG, PNG, TIFF, BMP)")
+        raise _error(name, "is not an image (supported: JPEG, PNG, TIFF, BMP)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise _error(name, f"is damaged or truncated and cannot be read ({exc})")
+        raise _error(name, f"is damaged or truncated and cannot be read ({exc})") from exc
 
     if fmt not in SUPPORTED_FORMATS:
         raise _error(name, f"is a {fmt} image; supported formats are JPEG, PNG, TIFF and BMP")

@@ -6,7 +6,7 @@ from django.db.models import Q
 
 
 class ModelVersion(models.Model):
-    """One registered ensemble. Exactly one version is ``active`` at a time (a partial unique index).
+    """One registered ensemble. Exactly one version is ``active`` at a time (partial unique index).
 
     ``members`` is a list of dicts, one per ensemble member::
 

@@ -1,1 +1,1 @@
-"""Settings per environment: ``base`` holds everything, ``dev``/``test``/``prod`` override differences."""
+"""Settings per environment: ``base`` holds everything; ``dev``, ``test``, ``prod`` override."""
