@@ -366,3 +366,21 @@ def _lock_image(image_id: int) -> SmearImage | None:
         return None
     except DatabaseError as exc:  # the row is locked by another delivery
         raise TransientClassificationError("the image is being processed elsewhere") from exc
+
+
+# --- Accounts for a first run ------------------------------------------------------------------
+
+
+def user_ensure(*, username: str, password: str, is_staff: bool = False) -> tuple[object, bool]:
+    """Create the account if it does not exist yet; never changes an existing one."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is not None:
+        return user, False
+    if is_staff:
+        user = User.objects.create_superuser(username=username, password=password, email="")
+    else:
+        user = User.objects.create_user(username=username, password=password)
+    return user, True

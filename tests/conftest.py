@@ -3,6 +3,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+# Fixture modules shared across layers; each documents its fixtures.
+pytest_plugins = ["tests.fixtures.worker"]
+
 
 @pytest.fixture
 def clinician(db):

@@ -1,0 +1,36 @@
+"""Small image files made on the fly for tests (no data set is shipped or downloaded)."""
+
+import io
+
+import numpy as np
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+
+def smear_like_array(seed: int = 0, size: int = 96) -> np.ndarray:
+    """A pink field with a few purple blobs: enough structure for the engine to chew on."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((size, size, 3), dtype=np.uint8)
+    img[...] = (236, 200, 214)
+    yy, xx = np.mgrid[:size, :size]
+    margin = max(size // 8, 1)
+    for _ in range(3):
+        cy, cx = rng.integers(margin, size - margin, size=2)
+        r = rng.integers(max(size // 16, 1), max(size // 6, 2))
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] = (110, 60, 160)
+    noise = rng.integers(-8, 9, img.shape)
+    return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def image_bytes(fmt: str = "PNG", *, seed: int = 0, size: int = 96, mode: str = "RGB") -> bytes:
+    img = Image.fromarray(smear_like_array(seed, size))
+    if mode != "RGB":
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def upload(name: str = "smear.png", content: bytes | None = None, **kwargs) -> SimpleUploadedFile:
+    content = image_bytes(**kwargs) if content is None else content
+    return SimpleUploadedFile(name, content, content_type="application/octet-stream")
