@@ -45,11 +45,11 @@ def test_upload_enqueues_classification_only_after_commit(
     patient, clinician, django_capture_on_commit_callbacks
 ):
     with mock.patch("cases.tasks.classify_image.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:  # noqa: SIM117
             image = services.smear_image_upload(
                 patient=patient, file=upload(), uploaded_by=clinician
             )
-        delay.assert_not_called()
+        delay.assert_not_called()  # nothing is sent while the transaction is open
         for callback in callbacks:
             callback()
         delay.assert_called_once_with(image.pk)
@@ -115,9 +115,9 @@ def test_same_image_twice_for_a_patient_is_rejected(patient, clinician):
 
 def test_failure_while_saving_the_row_removes_the_stored_file(patient, clinician):
     before = _stored_files()
-    with mock.patch.object(SmearImage, "save", side_effect=RuntimeError("database went away")):
-        with pytest.raises(RuntimeError):
-            services.smear_image_upload(patient=patient, file=upload(seed=9), uploaded_by=clinician)
+    broken_save = mock.patch.object(SmearImage, "save", side_effect=RuntimeError("db went away"))
+    with broken_save, pytest.raises(RuntimeError):
+        services.smear_image_upload(patient=patient, file=upload(seed=9), uploaded_by=clinician)
     assert _stored_files() == before
     assert not SmearImage.objects.exists()
 
