@@ -1,2 +1,52 @@
+"""REST API URLs, under ``/api/v1/`` in the ``api`` namespace. Every endpoint but the token
+exchange requires authentication (session or ``Authorization: Token <key>``)."""
+
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
+from rest_framework.views import APIView
+
+from . import apis
+
+
+def serve_together(name: str, *actions: type[APIView]) -> type[APIView]:
+    """One URL for several single-action APIViews, e.g. GET list + POST create.
+
+    The result inherits every action's HTTP method; drf-spectacular documents each method
+    from its own class. Refused when two actions define the same attribute (an HTTP method, a
+    nested ``OutputSerializer``...): one action would silently use the other's.
+    """
+    owners: dict[str, type[APIView]] = {}
+    for action in actions:
+        for attr in vars(action):
+            if attr.startswith("__"):
+                continue
+            if attr in owners:
+                raise ImproperlyConfigured(
+                    f"{action.__name__}.{attr} would shadow {owners[attr].__name__}.{attr}; "
+                    "rename one of them."
+                )
+            owners[attr] = action
+    doc = " + ".join(action.__name__ for action in actions)
+    return type(name, actions, {"__module__": apis.__name__, "__doc__": doc})
+
+
+PatientsApi = serve_together("PatientsApi", apis.PatientListApi, apis.PatientCreateApi)
+PatientApi = serve_together("PatientApi", apis.PatientDetailApi, apis.PatientUpdateApi)
+PatientImagesApi = serve_together("PatientImagesApi", apis.ImageListApi, apis.ImageUploadApi)
+
 app_name = "api"
-urlpatterns = []
+urlpatterns = [
+    path("auth/token/", apis.TokenObtainApi.as_view(), name="token-obtain"),
+    path("patients/", PatientsApi.as_view(), name="patient-list"),
+    path("patients/<int:pk>/", PatientApi.as_view(), name="patient-detail"),
+    path("patients/<int:pk>/images/", PatientImagesApi.as_view(), name="patient-images"),
+    path("images/<int:pk>/", apis.ImageDetailApi.as_view(), name="image-detail"),
+    path("images/<int:pk>/requeue/", apis.ImageRequeueApi.as_view(), name="image-requeue"),
+    path(
+        "images/<int:pk>/predictions/",
+        apis.ImagePredictionListApi.as_view(),
+        name="image-predictions",
+    ),
+    path("predictions/", apis.PredictionListApi.as_view(), name="prediction-list"),
+    path("predictions/<int:pk>/", apis.PredictionDetailApi.as_view(), name="prediction-detail"),
+]

@@ -50,7 +50,15 @@ def image_get(*, user, pk) -> SmearImage:
     return get_object_or_404(image_list(user=user), pk=pk)
 
 
-def prediction_list(*, user, image: SmearImage | None = None) -> QuerySet[Prediction]:
+def prediction_list(
+    *,
+    user,
+    image: SmearImage | None = None,
+    label: str = "",
+    agreement: str = "",
+    model_version: int | None = None,
+) -> QuerySet[Prediction]:
+    """``label`` matches case-insensitively; ``model_version`` is the version number (3 in v3)."""
     qs = Prediction.objects.select_related(
         "model_version", "image", "image__patient"
     ).prefetch_related(Prefetch("member_votes", queryset=MemberVote.objects.order_by("id")))
@@ -58,6 +66,12 @@ def prediction_list(*, user, image: SmearImage | None = None) -> QuerySet[Predic
         qs = qs.filter(image__patient__owner=user)
     if image is not None:
         qs = qs.filter(image=image)
+    if label:
+        qs = qs.filter(label__iexact=label)
+    if agreement:
+        qs = qs.filter(agreement=agreement)
+    if model_version is not None:
+        qs = qs.filter(model_version__version=model_version)
     return qs.order_by("-created_at", "-id")
 
 

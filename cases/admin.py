@@ -1,0 +1,298 @@
+"""The admin: the history of what happened, for administrators.
+
+Predictions, member votes and audit events are read-only: history is never rewritten. Smear
+images are read-only too (uploads go through the clinician pages or the API); the one write
+offered is "Queue again for classification", through ``services.image_requeue``. Patients can be
+registered and corrected here, through the same services as elsewhere, so every change lands in
+the audit log. Nothing is deleted from here: a deletion would cascade into the history.
+"""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.translation import ngettext
+
+from . import services
+from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage
+
+
+def _pretty_json(value) -> str:
+    return format_html(
+        '<pre style="margin:0">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False)
+    )
+
+
+def _changelist_link(model, text, **filters) -> str:
+    url = reverse(f"admin:cases_{model._meta.model_name}_changelist")
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+class ReadOnlyAdminMixin:
+    """View permission only: no add, no change, no delete."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Patients ---------------------------------------------------------------------------------
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    list_display = [
+        "record_number",
+        "display_label",
+        "owner",
+        "image_count",
+        "sex",
+        "birth_year",
+        "created_at",
+    ]
+    list_display_links = ["record_number", "display_label"]
+    list_filter = ["sex", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["record_number", "display_label"]
+    autocomplete_fields = ["owner"]
+    fields = ["record_number", "display_label", "sex", "birth_year", "owner", "created_at"]
+    readonly_fields = ["created_at"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(image_count=Count("images", distinct=True))
+
+    def get_readonly_fields(self, request, obj=None):
+        # The owner is chosen when the patient is registered; the services do not move patients.
+        return [*self.readonly_fields, "owner"] if obj is not None else self.readonly_fields
+
+    @admin.display(description="images", ordering="image_count")
+    def image_count(self, patient):
+        return _changelist_link(SmearImage, patient.image_count, patient__id__exact=patient.pk)
+
+    def save_model(self, request, obj, form, change):
+        """Register or correct the patient through the services, which write the audit log."""
+        values = {
+            name: form.cleaned_data[name]
+            for name in services.PATIENT_FIELDS
+            if name in form.cleaned_data
+        }
+        if change:
+            services.patient_update(
+                patient=Patient.objects.get(pk=obj.pk), user=request.user, data=values
+            )
+            return
+        created = services.patient_create(owner=form.cleaned_data["owner"], **values)
+        obj.pk = created.pk
+        obj.created_at, obj.updated_at = created.created_at, created.updated_at
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Smear images -----------------------------------------------------------------------------
+
+
+class PredictionInline(admin.TabularInline):
+    model = Prediction
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["-created_at", "-id"]
+    fields = ["label", "votes_of_members", "agreement", "model_version", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="votes")
+    def votes_of_members(self, prediction):
+        return f"{prediction.votes}/{prediction.member_count}"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SmearImage)
+class SmearImageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "original_name",
+        "patient",
+        "status",
+        "uploaded_by",
+        "uploaded_at",
+        "attempts",
+    ]
+    list_display_links = ["id", "original_name"]
+    list_filter = ["status", "format", "uploaded_at"]
+    list_select_related = ["patient", "uploaded_by"]
+    search_fields = ["patient__record_number", "=sha256", "original_name"]
+    date_hierarchy = "uploaded_at"
+    actions = ["requeue"]
+    inlines = [PredictionInline]
+    fields = [
+        "patient",
+        "original_name",
+        "status",
+        "error_message",
+        "attempts",
+        "format",
+        "width",
+        "height",
+        "size_bytes",
+        "sha256",
+        "stored_file",
+        "uploaded_by",
+        "uploaded_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="file")
+    def stored_file(self, image):
+        # Media has no public URL; the clinician pages serve the file after a scope check.
+        try:
+            url = reverse("cases:image-file", kwargs={"pk": image.pk})
+        except NoReverseMatch:
+            return image.file.name
+        return format_html('<a href="{}">{}</a>', url, image.file.name)
+
+    @admin.action(description="Queue again for classification", permissions=["requeue"])
+    def requeue(self, request, queryset):
+        queued = waiting = 0
+        for image in queryset:
+            already_waiting = image.status in (
+                SmearImage.Status.QUEUED,
+                SmearImage.Status.PROCESSING,
+            )
+            services.image_requeue(image=image, user=request.user)
+            waiting += already_waiting
+            queued += not already_waiting
+        if queued:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d image was queued again for classification.",
+                    "%d images were queued again for classification.",
+                    queued,
+                )
+                % queued,
+                messages.SUCCESS,
+            )
+        if waiting:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d image was already queued or processing; it was left as it was.",
+                    "%d images were already queued or processing; they were left as they were.",
+                    waiting,
+                )
+                % waiting,
+                messages.WARNING,
+            )
+
+    def has_requeue_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
+# --- Predictions (the history) ----------------------------------------------------------------
+
+
+class MemberVoteInline(admin.TabularInline):
+    model = MemberVote
+    extra = 0
+    can_delete = False
+    fields = ["member_name", "label", "probabilities_json"]
+    readonly_fields = fields
+
+    @admin.display(description="probabilities")
+    def probabilities_json(self, vote):
+        return _pretty_json(vote.probabilities)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Prediction)
+class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "image",
+        "patient_record_number",
+        "label",
+        "votes_of_members",
+        "agreement",
+        "model_version",
+        "created_at",
+    ]
+    list_filter = ["label", "agreement", "model_version", "created_at"]
+    list_select_related = ["image__patient", "model_version"]
+    search_fields = ["image__patient__record_number"]
+    date_hierarchy = "created_at"
+    inlines = [MemberVoteInline]
+    fields = [
+        "image",
+        "patient_record_number",
+        "label",
+        "votes_of_members",
+        "agreement",
+        "probabilities_json",
+        "model_version",
+        "inference_ms",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="patient record number", ordering="image__patient__record_number")
+    def patient_record_number(self, prediction):
+        return prediction.image.patient.record_number
+
+    @admin.display(description="votes", ordering="votes")
+    def votes_of_members(self, prediction):
+        return f"{prediction.votes}/{prediction.member_count}"
+
+    @admin.display(description="probabilities")
+    def probabilities_json(self, prediction):
+        return _pretty_json(prediction.probabilities)
+
+
+# --- Audit log --------------------------------------------------------------------------------
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["event_time", "event_type", "acting_user", "patient", "image", "old", "new"]
+    list_filter = ["event_type", "event_time"]
+    list_select_related = ["acting_user", "patient", "image"]
+    search_fields = ["acting_user__username", "patient__record_number"]
+    date_hierarchy = "event_time"
+    fields = ["event_time", "event_type", "acting_user", "patient", "image", "old", "new"]
+    readonly_fields = fields
+
+    @admin.display(description="old values")
+    def old(self, event):
+        return _pretty_json(event.extra_data.get("old")) if "old" in event.extra_data else "—"
+
+    @admin.display(description="new values")
+    def new(self, event):
+        return _pretty_json(event.extra_data.get("new")) if "new" in event.extra_data else "—"

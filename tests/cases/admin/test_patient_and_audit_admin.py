@@ -1,0 +1,130 @@
+"""Patients in the admin (through the services, audited) and the read-only audit log."""
+
+from django.urls import reverse
+
+from cases import services
+from cases.models import AuditEvent, Patient
+from tests.cases.api.factories import make_image
+
+
+def test_the_patient_list_shows_owner_and_image_count(admin_client_logged_in, patient, clinician):
+    make_image(patient, clinician, seed=121)
+    make_image(patient, clinician, seed=122)
+
+    response = admin_client_logged_in.get(reverse("admin:cases_patient_changelist"))
+
+    html = response.content.decode()
+    assert "MRN-ADM-1" in html and "dr_ada" in html
+    [row] = response.context["cl"].result_list
+    assert row.image_count == 2
+    assert f"?patient__id__exact={patient.pk}" in html
+
+
+def test_patients_are_searched_by_record_number_and_label(
+    admin_client_logged_in, patient, other_clinician
+):
+    services.patient_create(owner=other_clinician, record_number="Z-9", display_label="Zulu")
+    url = reverse("admin:cases_patient_changelist")
+
+    def found(term):
+        return [
+            p.record_number
+            for p in admin_client_logged_in.get(url, {"q": term}).context["cl"].result_list
+        ]
+
+    assert found("adm-1") == ["MRN-ADM-1"]
+    assert found("zulu") == ["Z-9"]
+
+
+def test_registering_a_patient_goes_through_the_service(
+    admin_client_logged_in, admin_user, clinician
+):
+    response = admin_client_logged_in.post(
+        reverse("admin:cases_patient_add"),
+        {
+            "record_number": "  MRN-NEW ",
+            "display_label": "New one",
+            "sex": "M",
+            "birth_year": "1980",
+            "owner": clinician.pk,
+        },
+    )
+
+    assert response.status_code == 302
+    patient = Patient.objects.get(record_number="MRN-NEW")
+    assert (patient.owner, patient.sex, patient.birth_year) == (clinician, "M", 1980)
+    event = AuditEvent.objects.get(patient=patient)
+    assert (event.event_type, event.acting_user) == (
+        AuditEvent.EventType.PATIENT_CREATED,
+        clinician,
+    )
+    assert response["Location"] == reverse("admin:cases_patient_changelist")
+
+
+def test_correcting_a_patient_is_audited_and_keeps_the_owner(
+    admin_client_logged_in, admin_user, patient, other_clinician
+):
+    url = reverse("admin:cases_patient_change", args=[patient.pk])
+    response = admin_client_logged_in.post(
+        url,
+        {
+            "record_number": "MRN-ADM-1",
+            "display_label": "Corrected label",
+            "sex": "",
+            "birth_year": "",
+            "owner": other_clinician.pk,  # read-only on change: ignored
+        },
+    )
+
+    assert response.status_code == 302
+    patient.refresh_from_db()
+    assert patient.display_label == "Corrected label"
+    assert patient.owner.username == "dr_ada"
+    event = AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_UPDATED)
+    assert event.acting_user == admin_user
+    assert event.extra_data == {
+        "old": {"display_label": "Admin case 1"},
+        "new": {"display_label": "Corrected label"},
+    }
+
+
+def test_a_duplicate_record_number_is_refused_on_the_form(
+    admin_client_logged_in, patient, clinician
+):
+    response = admin_client_logged_in.post(
+        reverse("admin:cases_patient_add"),
+        {"record_number": "MRN-ADM-1", "display_label": "Dup", "sex": "", "owner": clinician.pk},
+    )
+
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert Patient.objects.count() == 1
+
+
+def test_patients_cannot_be_deleted_from_the_admin(admin_client_logged_in, patient):
+    url = reverse("admin:cases_patient_delete", args=[patient.pk])
+    assert admin_client_logged_in.post(url, {"post": "yes"}).status_code == 403
+    assert Patient.objects.filter(pk=patient.pk).exists()
+
+
+def test_the_audit_log_is_a_read_only_list(admin_client_logged_in, patient, clinician):
+    services.patient_update(patient=patient, user=clinician, data={"display_label": "Renamed"})
+    event = AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_UPDATED)
+
+    page = admin_client_logged_in.get(reverse("admin:cases_auditevent_changelist"))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Patient updated" in html and "Patient created" in html
+    assert "dr_ada" in html and "Renamed" in html and "Admin case 1" in html
+    filtered = admin_client_logged_in.get(
+        reverse("admin:cases_auditevent_changelist"),
+        {"event_type__exact": AuditEvent.EventType.PATIENT_UPDATED},
+    )
+    assert [e.pk for e in filtered.context["cl"].result_list] == [event.pk]
+
+    assert admin_client_logged_in.get(reverse("admin:cases_auditevent_add")).status_code == 403
+    change_url = reverse("admin:cases_auditevent_change", args=[event.pk])
+    assert admin_client_logged_in.post(change_url, {}).status_code == 403
+    delete_url = reverse("admin:cases_auditevent_delete", args=[event.pk])
+    assert admin_client_logged_in.post(delete_url, {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()

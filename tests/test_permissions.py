@@ -1,0 +1,275 @@
+"""Who may open what: every URL of the clinician pages (``cases``) and of the API (``api``).
+
+The URLs are enumerated from the resolver, so a URL added later is covered without touching
+this file. For each URL and each HTTP method its view implements:
+
+* anonymous: refused (pages: 302 to the login page; API: 401/403);
+* another clinician: 404 for an object that is not theirs (never 403: existence must not leak);
+  lists do not show the other clinician's objects;
+* the owner, and staff: may see it (GET answers 2xx/3xx, or 405 for a POST-only action);
+* no GET writes anything, and no refused request does (no audit event appears).
+
+URL kwargs are filled with objects owned by the owner. A kwarg name this file does not know makes
+the test fail: teach ``OBJECT_KWARGS`` (or ``PK_SEGMENTS``) which object it names. A URL that must
+be public goes in ``PUBLIC`` with a test of its own.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+from django.shortcuts import resolve_url
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from cases import services
+from cases.models import AuditEvent
+from tests.cases.api.factories import make_image, make_prediction
+
+NAMESPACES = ("cases", "api")
+PUBLIC = {"api:token-obtain"}  # anonymous POST with username and password: test_token_endpoint
+METHODS = ("get", "post", "put", "patch", "delete")
+
+# kwarg name -> the owner's object it names
+OBJECT_KWARGS = {
+    "patient_pk": "patient",
+    "patient_id": "patient",
+    "image_pk": "image",
+    "image_id": "image",
+    "prediction_pk": "prediction",
+    "prediction_id": "prediction",
+}
+# for a bare ``pk``: the path segment before it says which object it is
+PK_SEGMENTS = {
+    "patients": "patient",
+    "images": "image",
+    "predictions": "prediction",
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # "namespace:name"
+    route: str  # the full route, for messages and for a bare pk
+    kwargs: tuple[str, ...]
+    methods: tuple[str, ...]
+
+    @property
+    def is_api(self) -> bool:
+        return self.name.startswith("api:")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _kwarg_names(pattern) -> list[str]:
+    if hasattr(pattern, "converters") and pattern.converters:
+        return list(pattern.converters)
+    return list(getattr(pattern, "regex", re.compile("")).groupindex)
+
+
+def _methods(callback) -> tuple[str, ...]:
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:  # a function view: its methods are unknown, so try the usual two
+        return ("get", "post")
+    return tuple(m for m in METHODS if m in view_class.http_method_names and hasattr(view_class, m))
+
+
+def _walk(patterns, namespace="", route="", kwargs=()):
+    for entry in patterns:
+        here = route + str(entry.pattern)
+        names = (*kwargs, *_kwarg_names(entry.pattern))
+        if isinstance(entry, URLResolver):
+            inner = namespace
+            if entry.namespace:
+                inner = f"{namespace}:{entry.namespace}" if namespace else entry.namespace
+            yield from _walk(entry.url_patterns, inner, here, names)
+        elif isinstance(entry, URLPattern) and namespace.split(":")[0] in NAMESPACES:
+            yield namespace, entry, here, names
+
+
+def discover() -> list[Endpoint]:
+    endpoints, unnamed = [], []
+    for namespace, entry, route, names in _walk(get_resolver().url_patterns):
+        if not entry.name:
+            unnamed.append(f"{namespace}: {route}")
+            continue
+        endpoints.append(
+            Endpoint(f"{namespace}:{entry.name}", route, tuple(names), _methods(entry.callback))
+        )
+    assert not unnamed, f"name these URLs so that they can be checked: {unnamed}"
+    return endpoints
+
+
+ENDPOINTS = discover()
+PROTECTED = [e for e in ENDPOINTS if e.name not in PUBLIC]
+
+
+def _object_for(endpoint: Endpoint, kwarg: str) -> str:
+    if kwarg in OBJECT_KWARGS:
+        return OBJECT_KWARGS[kwarg]
+    if kwarg == "pk":
+        match = re.search(r"([\w-]+)/<(?:\w+:)?pk>", endpoint.route)
+        if match and match.group(1) in PK_SEGMENTS:
+            return PK_SEGMENTS[match.group(1)]
+    pytest.fail(
+        f"{endpoint} ({endpoint.route}): unknown URL kwarg {kwarg!r}. Say which object it names "
+        "in OBJECT_KWARGS or PK_SEGMENTS of tests/test_permissions.py, so that its access rules "
+        "are checked."
+    )
+
+
+# --- Data -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def owned(other_clinician):
+    """A patient with an image (stored file included) and a prediction, owned by dr_bob."""
+    patient = services.patient_create(
+        owner=other_clinician, record_number="PERM-BOB-0001", display_label="Bob's patient Q"
+    )
+    image = make_image(patient, other_clinician, seed=42)
+    prediction = make_prediction(image)
+    image.refresh_from_db()
+    return {"patient": patient, "image": image, "prediction": prediction}
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user(
+        username="staff", password="pw-staff-123456", is_staff=True
+    )
+
+
+def url_of(endpoint: Endpoint, owned) -> str:
+    kwargs = {name: owned[_object_for(endpoint, name)].pk for name in endpoint.kwargs}
+    return reverse(endpoint.name, kwargs=kwargs)
+
+
+def call(client, method: str, url: str, endpoint: Endpoint):
+    if method in ("get", "delete"):
+        return getattr(client, method)(url)
+    if endpoint.is_api:
+        return getattr(client, method)(url, data="{}", content_type="application/json")
+    return getattr(client, method)(url, data={})
+
+
+@pytest.fixture
+def audit_unchanged(db):
+    before = AuditEvent.objects.count()
+    yield
+    assert AuditEvent.objects.count() == before, "a refused request or a GET wrote something"
+
+
+# --- The rules --------------------------------------------------------------------------------
+
+
+def test_every_api_url_is_enumerated():
+    found = {e.name for e in ENDPOINTS}
+    assert {
+        "api:token-obtain",
+        "api:patient-list",
+        "api:patient-detail",
+        "api:patient-images",
+        "api:image-detail",
+        "api:image-requeue",
+        "api:image-predictions",
+        "api:prediction-list",
+        "api:prediction-detail",
+    } <= found
+    assert found >= PUBLIC, f"stale PUBLIC entries: {PUBLIC - found}"
+    assert all(e.methods for e in ENDPOINTS), [str(e) for e in ENDPOINTS if not e.methods]
+
+
+def test_an_unknown_url_kwarg_fails_loudly():
+    for route, kwarg in [("things/<int:pk>/", "pk"), ("patients/<slug:code>/", "code")]:
+        endpoint = Endpoint("cases:thing", route, (kwarg,), ("get",))
+        with pytest.raises(pytest.fail.Exception, match="unknown URL kwarg"):
+            _object_for(endpoint, kwarg)
+    assert _object_for(Endpoint("api:x", "api/v1/images/<int:pk>/y/", ("pk",), ()), "pk") == "image"
+
+
+@pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
+def test_anonymous_is_refused(client, endpoint, owned, audit_unchanged):
+    url = url_of(endpoint, owned)
+    login = resolve_url(settings.LOGIN_URL)
+    for method in endpoint.methods:
+        response = call(client, method, url, endpoint)
+        if endpoint.is_api:
+            assert response.status_code in (401, 403), (method, url, response.status_code)
+        else:
+            assert response.status_code == 302, (method, url, response.status_code)
+            assert response["Location"].startswith(login), (method, url, response["Location"])
+
+
+@pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
+def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, audit_unchanged):
+    client.force_login(clinician)  # dr_ada; everything in ``owned`` is dr_bob's
+    url = url_of(endpoint, owned)
+    if endpoint.kwargs:
+        for method in endpoint.methods:
+            response = call(client, method, url, endpoint)
+            assert response.status_code == 404, (method, url, response.status_code)
+        return
+    if "get" not in endpoint.methods:
+        return
+    response = client.get(url)
+    assert response.status_code in (200, 302), (url, response.status_code)
+    text = response.content.decode(errors="replace")
+    assert "PERM-BOB-0001" not in text
+    assert "Bob's patient Q" not in text and "Bob&#x27;s patient Q" not in text
+    if response.get("Content-Type", "").startswith("application/json"):
+        body = json.loads(text)
+        if isinstance(body, dict) and "count" in body:
+            assert body["count"] == 0, (url, body)
+
+
+@pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
+@pytest.mark.parametrize("who", ["owner", "staff"])
+def test_the_owner_and_staff_may_see_it(
+    client, other_clinician, staff, who, endpoint, owned, audit_unchanged
+):
+    client.force_login(other_clinician if who == "owner" else staff)
+    url = url_of(endpoint, owned)
+    response = client.get(url)
+    assert 200 <= response.status_code < 400 or response.status_code == 405, (
+        url,
+        response.status_code,
+    )
+    if response.status_code == 405:
+        assert "get" not in endpoint.methods, f"{url} implements GET but answered 405"
+
+
+def test_token_endpoint_is_the_only_public_one_and_needs_a_password(client, owned):
+    url = reverse("api:token-obtain")
+    assert client.get(url).status_code == 405
+    assert client.post(url, {"username": "dr_bob", "password": "wrong"}).status_code == 400
+    assert client.post(url, {}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_the_api_schema_and_docs_refuse_anonymous(client, db, path):
+    assert client.get(path).status_code in (401, 403)
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_the_api_schema_and_docs_serve_users(client, clinician, path):
+    client.force_login(clinician)
+    assert client.get(path).status_code == 200
+
+
+def test_the_admin_refuses_anonymous_and_clinicians(client, clinician):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+    client.force_login(clinician)  # not staff
+    response = client.get("/admin/cases/prediction/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_admin_serves_staff_admins(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/admin/").status_code == 200
