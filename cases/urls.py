@@ -1,2 +1,21 @@
+"""Clinician pages, under the ``cases`` namespace. Every view requires a login."""
+
+from django.urls import path
+
+from . import views
+
 app_name = "cases"
-urlpatterns = []
+urlpatterns = [
+    path("", views.PatientListView.as_view(), name="patient-list"),
+    path("patients/new/", views.PatientCreateView.as_view(), name="patient-create"),
+    path("patients/<int:pk>/", views.PatientDetailView.as_view(), name="patient-detail"),
+    path("patients/<int:pk>/edit/", views.PatientEditView.as_view(), name="patient-edit"),
+    path("images/<int:pk>/", views.ImageDetailView.as_view(), name="image-detail"),
+    path("images/<int:pk>/file", views.ImageFileView.as_view(), name="image-file"),
+    path("images/<int:pk>/thumbnail", views.ImageThumbnailView.as_view(), name="image-thumbnail"),
+    path("images/<int:pk>/status.json", views.ImageStatusView.as_view(), name="image-status"),
+    path("images/<int:pk>/requeue", views.ImageRequeueView.as_view(), name="image-requeue"),
+    path(
+        "images/<int:pk>/reclassify", views.ImageReclassifyView.as_view(), name="image-reclassify"
+    ),
+]

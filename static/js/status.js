@@ -1,0 +1,116 @@
+/*
+ * Live status for smear images, without reloading the page.
+ *
+ * Every element with data-poll-url polls that JSON endpoint (cases:image-status) until the
+ * image is finished. When the reported state differs from data-state, the server-rendered
+ * fragments in the answer replace the page's: result_html goes into [data-result] (the image
+ * page), badge_html into the badge (data-badge-target, or [data-badge-cell] in a table row),
+ * summary_html into [data-summary-cell]. The server renders every fragment, so the page and
+ * the update share one template each.
+ */
+(function () {
+  "use strict";
+
+  var FIRST_DELAY = 1500;
+  var MAX_DELAY = 8000;
+
+  function Poller(el) {
+    this.el = el;
+    this.url = el.getAttribute("data-poll-url");
+    this.delay = FIRST_DELAY;
+    this.timer = null;
+    this.stopped = false;
+  }
+
+  Poller.prototype.schedule = function () {
+    var self = this;
+    if (self.stopped) return;
+    clearTimeout(self.timer);
+    self.timer = setTimeout(function () { self.tick(); }, self.delay);
+  };
+
+  Poller.prototype.stop = function () {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  };
+
+  Poller.prototype.tick = function () {
+    var self = this;
+    if (document.hidden) { return; } // resumed by the visibilitychange listener
+    fetch(self.url, {
+      headers: { "Accept": "application/json" },
+      credentials: "same-origin",
+      cache: "no-store"
+    }).then(function (response) {
+      var type = response.headers.get("Content-Type") || "";
+      if (response.redirected || !response.ok || type.indexOf("application/json") === -1) {
+        // Logged out (redirect to the login page) or no longer visible: stop, do not hammer.
+        if (response.status >= 500) { self.backOff(); } else { self.stop(); }
+        return null;
+      }
+      return response.json();
+    }).then(function (data) {
+      if (!data) return;
+      if (data.state !== self.el.getAttribute("data-state")) {
+        self.apply(data);
+        self.delay = FIRST_DELAY;
+      } else {
+        self.delay = Math.min(Math.round(self.delay * 1.3), MAX_DELAY);
+      }
+      if (data.finished) { self.stop(); } else { self.schedule(); }
+    }).catch(function () {
+      self.backOff(); // network hiccup: try again later
+    });
+  };
+
+  Poller.prototype.backOff = function () {
+    this.delay = Math.min(this.delay * 2, MAX_DELAY);
+    this.schedule();
+  };
+
+  Poller.prototype.apply = function (data) {
+    var el = this.el;
+    el.setAttribute("data-state", data.state);
+    el.setAttribute("data-status", data.status);
+    el.setAttribute("data-finished", data.finished ? "true" : "false");
+
+    var result = el.querySelector("[data-result]");
+    if (result && typeof data.result_html === "string") {
+      result.innerHTML = data.result_html;
+    }
+    var badgeTarget = el.getAttribute("data-badge-target");
+    var badge = badgeTarget ? document.querySelector(badgeTarget) : el.querySelector("[data-badge-cell]");
+    if (badge && typeof data.badge_html === "string") {
+      badge.innerHTML = data.badge_html;
+    }
+    var summary = el.querySelector("[data-summary-cell]");
+    if (summary && typeof data.summary_html === "string") {
+      summary.innerHTML = data.summary_html;
+    }
+    document.dispatchEvent(new CustomEvent("lp:image-status", { detail: data }));
+  };
+
+  function start() {
+    if (!window.fetch) return; // very old browsers: the page still works with a manual reload
+    var pollers = [];
+    var nodes = document.querySelectorAll("[data-poll-url]");
+    for (var i = 0; i < nodes.length; i++) {
+      if (nodes[i].getAttribute("data-finished") === "true") continue;
+      var poller = new Poller(nodes[i]);
+      pollers.push(poller);
+      poller.schedule();
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) return;
+      for (var j = 0; j < pollers.length; j++) {
+        if (!pollers[j].stopped) { pollers[j].delay = FIRST_DELAY; pollers[j].schedule(); }
+      }
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

@@ -1,0 +1,141 @@
+"""The image page: the result with its full class name, bars, member votes, agreement, model
+version (with the DEMO warning), history, and the states before a result exists."""
+
+from django.urls import reverse
+
+from cases.models import SmearImage
+
+PROBS = {"Benign": 0.04, "Early": 0.12, "Pre": 0.71, "Pro": 0.13}
+
+
+def _page(client, image):
+    response = client.get(reverse("cases:image-detail", args=[image.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_result_shows_label_bars_votes_and_agreement(
+    clinician_client, image, make_version, make_prediction
+):
+    version = make_version(3, status="active")
+    make_prediction(image, version, ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS)
+
+    page = _page(clinician_client, image)
+
+    assert "Pre-B ALL" in page  # the full class name next to the label
+    assert "4 of 5 models agree" in page
+    assert "Majority" in page
+    assert "1 voted for another class" in page
+    # one bar per class with the mean probability, the winner first among equals
+    for name, percent in [("Benign", "4.0"), ("Early", "12.0"), ("Pre", "71.0"), ("Pro", "13.0")]:
+        assert f'style="width: {percent}%"' in page, name
+        assert f'<span class="bar-value">{percent}%</span>' in page, name
+    assert "4 votes" in page and "1 vote<" in page
+    # the member table: every member with its vote and per-class probabilities
+    for member in ("ResNet50", "VGG16", "MobileNetV2", "Xception", "NASNetLarge"):
+        assert f'<th scope="row">{member}</th>' in page
+    assert page.count('<tr class="dissent">') == 1
+    assert '<td class="num chosen">85.0%</td>' in page
+    assert "Model version" in page and "v3" in page
+    assert "123 ms" in page
+    assert "DEMO model" not in page
+    assert "Classify with the active model" not in page  # already the active version
+
+
+def test_demo_model_result_carries_a_prominent_warning(
+    clinician_client, image, make_version, make_prediction
+):
+    version = make_version(1, is_demo=True, status="active")
+    make_prediction(image, version, ["Benign"] * 5, {**PROBS, "Benign": 0.9, "Pre": 0.0})
+
+    page = _page(clinician_client, image)
+
+    assert "DEMO model — predictions are not meaningful." in page
+    assert "Hematogones (benign)" in page
+    assert "All 5 models agree" in page
+    assert "Unanimous" in page
+
+
+def test_split_vote_is_flagged_as_uncertain(clinician_client, image, make_version, make_prediction):
+    version = make_version(2, status="active")
+    make_prediction(
+        image,
+        version,
+        ["Early", "Pre", "Pro", "Early", "Pre"],
+        {"Benign": 0.08, "Early": 0.36, "Pre": 0.35, "Pro": 0.21},
+    )
+
+    page = _page(clinician_client, image)
+
+    assert "Early pre-B ALL" in page
+    assert "2 of 5 models agree" in page
+    assert "Uncertain: review manually" in page
+    assert "review the smear manually" in page
+
+
+def test_history_lists_every_version_and_offers_the_active_one(
+    clinician_client, image, make_version, make_prediction
+):
+    old = make_version(1)
+    newer = make_version(2)
+    make_prediction(image, old, ["Pre"] * 5, PROBS)
+    make_prediction(image, newer, ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS)
+    make_version(3, status="active")
+
+    page = _page(clinician_client, image)
+
+    assert "Prediction history" in page
+    assert "v2 (latest)" in page.replace('<span class="muted small">', "").replace("</span>", "")
+    assert "<td>v1</td>" in page
+    assert "5/5 unanimous" in page and "4/5 majority" in page
+    assert "A newer model is active (v3)" in page
+    assert reverse("cases:image-reclassify", args=[image.pk]) in page
+    assert "Classify with the active model" in page
+
+
+def test_queued_without_an_active_model_says_so(clinician_client, image):
+    page = _page(clinician_client, image)
+    assert "Waiting for a model to be activated" in page
+    assert reverse("cases:image-status", args=[image.pk]) in page  # polled by status.js
+    assert "/static/js/status.js" in page
+
+
+def test_queued_with_an_active_model(clinician_client, image, make_version):
+    make_version(4, status="active")
+    page = _page(clinician_client, image)
+    assert "Queued for classification" in page
+    assert "Waiting for a model" not in page
+
+
+def test_processing(clinician_client, image, make_version):
+    make_version(4, status="active")
+    SmearImage.objects.filter(pk=image.pk).update(status="processing")
+    assert "Classifying…" in _page(clinician_client, image)
+
+
+def test_failed_image_offers_try_again(clinician_client, image):
+    SmearImage.objects.filter(pk=image.pk).update(
+        status="failed", error_message="This image could not be classified: bad pixels."
+    )
+    page = _page(clinician_client, image)
+    assert "Classification failed" in page
+    assert "This image could not be classified: bad pixels." in page
+    assert reverse("cases:image-requeue", args=[image.pk]) in page
+    assert "Try again" in page
+
+
+def test_patient_page_lists_images_with_status_and_latest_label(
+    clinician_client, patient, image, make_version, make_prediction
+):
+    make_prediction(
+        image, make_version(5, is_demo=True), ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS
+    )
+    page = clinician_client.get(reverse("cases:patient-detail", args=[patient.pk])).text
+    assert "field-1.png" in page
+    assert reverse("cases:image-detail", args=[image.pk]) in page
+    assert reverse("cases:image-thumbnail", args=[image.pk]) in page
+    assert "badge-done" in page
+    assert '<span class="label-chip label-pre">Pre</span>' in page
+    assert "4/5 majority" in page
+    assert "DEMO" in page
+    assert "dr_ada" in page  # uploaded by

@@ -1,0 +1,123 @@
+"""The upload form on the patient page: several files at once, each checked by the service,
+every rejection shown on the form, nothing half-stored."""
+
+import pytest
+from django.urls import reverse
+
+from cases.models import AuditEvent, SmearImage
+from tests.images import image_bytes, upload
+
+from .conftest import stored_smear_files
+
+
+def _post(client, patient, *files):
+    return client.post(reverse("cases:patient-detail", args=[patient.pk]), {"images": list(files)})
+
+
+def _errors(response):
+    return response.context["form"].errors.get("images", [])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.png", b"these are not pixels", "“notes.png” is not an image"),
+        ("empty.jpg", b"", "“empty.jpg” is empty."),
+        ("cut.jpg", image_bytes("JPEG", size=256)[:600], "“cut.jpg” is damaged or truncated"),
+    ],
+    ids=["not-an-image", "empty", "truncated-jpeg"],
+)
+def test_a_rejected_file_is_explained_and_nothing_is_stored(
+    clinician_client, patient, name, content, message
+):
+    files_before = stored_smear_files()
+
+    response = _post(clinician_client, patient, upload(name, content))
+
+    assert response.status_code == 200
+    errors = _errors(response)
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+    assert message in response.content.decode()
+    assert "No file was stored." in response.content.decode()
+    assert not SmearImage.objects.exists()
+    assert not AuditEvent.objects.filter(event_type=AuditEvent.EventType.IMAGE_UPLOADED).exists()
+    assert stored_smear_files() == files_before
+
+
+def test_a_file_over_the_size_limit_is_rejected(clinician_client, patient, settings):
+    settings.LP_MAX_UPLOAD_BYTES = 1000
+    files_before = stored_smear_files()
+    content = image_bytes("PNG", size=128)
+    assert len(content) > 1000
+
+    response = _post(clinician_client, patient, upload("big.png", content))
+
+    assert _errors(response) == [
+        f"“big.png” is {len(content) / 1024:.1f}\xa0KB; the limit is 1000\xa0bytes."
+    ]
+    assert not SmearImage.objects.exists()
+    assert stored_smear_files() == files_before
+
+
+def test_several_files_are_stored_at_once(clinician_client, patient):
+    response = _post(
+        clinician_client,
+        patient,
+        upload("a.png", seed=11),
+        upload("b.jpg", image_bytes("JPEG", seed=12)),
+        upload("c.png", seed=13),
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("cases:patient-detail", args=[patient.pk])
+    images = SmearImage.objects.filter(patient=patient)
+    assert sorted(images.values_list("original_name", flat=True)) == ["a.png", "b.jpg", "c.png"]
+    assert set(images.values_list("status", flat=True)) == {"queued"}
+    page = clinician_client.get(response["Location"]).content.decode()
+    assert "3 images were stored and queued for classification." in page
+    for name in ("a.png", "b.jpg", "c.png"):
+        assert name in page
+
+
+def test_one_file_leads_to_its_image_page(clinician_client, patient):
+    response = _post(clinician_client, patient, upload("single.png", seed=21))
+    image = SmearImage.objects.get()
+    assert response["Location"] == reverse("cases:image-detail", args=[image.pk])
+
+
+def test_valid_files_are_stored_and_each_rejected_one_is_listed(clinician_client, patient):
+    response = _post(
+        clinician_client,
+        patient,
+        upload("good.png", seed=31),
+        upload("bad.png", b"nope"),
+        upload("void.png", b""),
+    )
+    assert response.status_code == 200
+    errors = _errors(response)
+    assert errors[0].startswith("“bad.png” is not an image")
+    assert errors[1] == "“void.png” is empty."
+    page = response.content.decode()
+    assert "1 file stored and queued for classification;" in page
+    assert "2 rejected" in page
+    assert list(SmearImage.objects.values_list("original_name", flat=True)) == ["good.png"]
+    # the stored image already shows in the history table under the form
+    assert "good.png" in page
+
+
+def test_the_same_image_twice_is_reported(clinician_client, patient, image):
+    response = _post(clinician_client, patient, upload("again.png", seed=1))
+    assert _errors(response) == ["“again.png” was already uploaded for this patient."]
+    assert SmearImage.objects.count() == 1
+
+
+def test_no_file_chosen(clinician_client, patient):
+    response = clinician_client.post(reverse("cases:patient-detail", args=[patient.pk]), {})
+    assert _errors(response) == ["Choose at least one image file."]
+
+
+def test_the_upload_form_accepts_several_images(clinician_client, patient):
+    page = clinician_client.get(reverse("cases:patient-detail", args=[patient.pk])).text
+    assert 'enctype="multipart/form-data"' in page
+    assert 'type="file" name="images"' in page
+    assert 'accept="image/*"' in page
+    assert " multiple" in page
