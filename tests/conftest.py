@@ -1,10 +1,15 @@
 """Shared fixtures: users, logged-in clients. Layer-specific fixtures live beside their tests."""
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 # Fixture modules shared across layers; each documents its fixtures.
-pytest_plugins = ["tests.fixtures.worker"]
+pytest_plugins = ["tests.fixtures.ensemble", "tests.fixtures.worker"]
 
 
 @pytest.fixture
@@ -28,3 +33,12 @@ def admin_user(db):
 def clinician_client(client, clinician):
     client.force_login(clinician)
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_media_afterwards():
+    """The test settings put media in a fresh temporary folder; remove it when the run ends."""
+    yield
+    media = Path(settings.MEDIA_ROOT)
+    if media.parent == Path(tempfile.gettempdir()) and media.name.startswith("lp-test-media-"):
+        shutil.rmtree(media, ignore_errors=True)

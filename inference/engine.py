@@ -1,0 +1,310 @@
+"""The serving engine: a registered ensemble fused into one Keras model, plus the process cache.
+
+Imports TensorFlow/Keras: only the Celery worker, training and evaluation import this module
+(the web process never does; ``tests/inference/test_no_tensorflow.py`` checks it).
+
+One fused model: a shared ``Input`` (S, S, 3) float32 RGB in [0, 255] → per member a ``Resizing``
+when the member was trained at another size → the member (which starts with its own
+``InputScaling``) → stacked to (N, members, classes). One batched call yields every member's
+probabilities; ``inference.voting`` turns them into the vote.
+
+The process cache (``get_engine``) checks the active version's id with one small query per call
+and loads the new version when it changed, so workers follow activations without a restart.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+from django.conf import settings
+
+import inference.layers  # noqa: F401 - registers InputScaling for load_model
+from inference import preprocessing, voting
+from inference.exceptions import ArtifactIntegrityError
+from inference.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 16
+
+# keras.layers.Resizing interpolation for each preprocessing interpolation name.
+_KERAS_INTERPOLATION = {
+    "area": "area",
+    "bilinear": "bilinear",
+    "bicubic": "bicubic",
+    "nearest": "nearest",
+    "lanczos": "lanczos3",
+}
+
+
+def build_fused_model(
+    member_models: Sequence[keras.Model],
+    names: Sequence[str],
+    input_size: int,
+    *,
+    interpolation: str = "bilinear",
+) -> keras.Model:
+    """One model computing every member: input (N, S, S, 3) float32 0..255 → (N, members, C).
+
+    A member whose input size is not ``input_size`` gets a ``Resizing`` layer in front
+    (``interpolation`` is a preprocessing interpolation name). Prefer members trained at the
+    version's ``input_size``: TensorFlow's resize is close to, not identical with, OpenCV's.
+    The member models are renamed ``member_<name>`` so that members of the same architecture
+    can coexist.
+    """
+    if len(member_models) != len(names) or not names:
+        raise ValueError("build_fused_model needs one name per member and at least one member")
+    if len(set(names)) != len(names):
+        raise ValueError(f"member names must be unique, got {list(names)}")
+    classes = {int(m.output_shape[-1]) for m in member_models}
+    if len(classes) != 1:
+        raise ValueError(f"members disagree on the number of classes: {sorted(classes)}")
+    inputs = keras.Input(shape=(input_size, input_size, 3), dtype="float32", name="ensemble_image")
+    outputs = []
+    for model, name in zip(member_models, names, strict=True):
+        _, height, width, channels = model.input_shape
+        if channels != 3:
+            raise ValueError(f"member {name!r} takes {channels} channels, not 3")
+        x = inputs
+        if (height, width) != (input_size, input_size):
+            x = keras.layers.Resizing(
+                height,
+                width,
+                interpolation=_KERAS_INTERPOLATION.get(interpolation, interpolation),
+                antialias=height < input_size,  # downscaling: average like cv2's INTER_AREA
+                name=f"resize_{name}",
+            )(inputs)
+        model.name = f"member_{name}"
+        outputs.append(model(x, training=False))
+    stacked = keras.ops.stack(outputs, axis=1)
+    return keras.Model(inputs, stacked, name="fused_ensemble")
+
+
+@dataclass(eq=False)
+class EnsembleEngine:
+    """A loaded version: its fused model, member models and the metadata to run and vote.
+
+    ``version`` is the ``ModelVersion`` row it was loaded from. Build with ``from_version``.
+    """
+
+    version: ModelVersion
+    fused_model: keras.Model
+    member_models: list[keras.Model]
+    member_names: list[str]
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    batch_size: int = DEFAULT_BATCH_SIZE
+    fingerprint: tuple = field(default=())
+
+    @classmethod
+    def from_version(
+        cls, version: ModelVersion, *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> EnsembleEngine:
+        """Load every member artifact (sha256-verified) and fuse them.
+
+        Raises ``ArtifactIntegrityError`` naming the member whose file is missing, corrupt,
+        unloadable or does not fit the version (input size, number of classes).
+        """
+        from inference.registry import artifact_local_path
+
+        cfg = preprocessing.resolve_config(version.preprocessing)
+        if not version.members:
+            raise ArtifactIntegrityError(f"{version} has no members")
+        # Every checksum first: a bad artifact is reported before minutes of loading.
+        paths = [artifact_local_path(version, member) for member in version.members]
+        models, names = [], []
+        for member, path in zip(version.members, paths, strict=True):
+            try:
+                model = keras.saving.load_model(path, compile=False)
+            except Exception as exc:  # noqa: BLE001 - any load failure is an artifact problem
+                raise ArtifactIntegrityError(
+                    f"member {member['name']!r} of {version} could not be loaded from "
+                    f"{member['artifact']}: {exc}"
+                ) from exc
+            _check_member(model, member, version)
+            models.append(model)
+            names.append(member["name"])
+        fused = build_fused_model(
+            models, names, cfg["input_size"], interpolation=cfg["interpolation"]
+        )
+        logger.info("loaded %s: members %s, input %s px", version, names, cfg["input_size"])
+        return cls(
+            version=version,
+            fused_model=fused,
+            member_models=models,
+            member_names=names,
+            class_names=list(version.class_names),
+            preprocessing=cfg,
+            batch_size=batch_size,
+            fingerprint=version_fingerprint(version),
+        )
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing["input_size"]
+
+    def warm_up(self) -> None:
+        """Run one dummy batch so that graph tracing happens before the first real image."""
+        dummy = np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32)
+        self.predict_member_probs(dummy)
+
+    def predict_member_probs(self, batch: np.ndarray) -> np.ndarray:
+        """Every member's probabilities for a prepared batch: (N, members, classes) float32.
+
+        ``batch`` is (N, S, S, 3) RGB in [0, 255] as ``preprocessing.prepare_batch`` makes it.
+        Large batches are cut into ``batch_size`` chunks, one fused call each.
+        """
+        batch = np.asarray(batch, dtype=np.float32)
+        s = self.input_size
+        if batch.ndim != 4 or batch.shape[1:] != (s, s, 3):
+            raise ValueError(f"expected a batch of shape (N, {s}, {s}, 3), got {batch.shape}")
+        out = np.empty((len(batch), len(self.member_names), len(self.class_names)), np.float32)
+        for start in range(0, len(batch), self.batch_size):
+            chunk = batch[start : start + self.batch_size]
+            out[start : start + len(chunk)] = keras.ops.convert_to_numpy(
+                self.fused_model.predict_on_batch(chunk)
+            )
+        return out
+
+    def classify(self, images: Sequence[Any]) -> list[voting.EnsembleResult]:
+        """Classify images (encoded bytes, paths, file objects or uint8 RGB arrays).
+
+        Each chunk of ``batch_size`` images is decoded and prepared with the version's own
+        preprocessing config, run through the fused model in one call and voted;
+        ``inference_ms`` of each image is its chunk's wall time (preparation and model) divided
+        by the chunk's size. Raises ``ImageDecodeError`` (permanent) for an unreadable image.
+        """
+        images = list(images)
+        results: list[voting.EnsembleResult] = []
+        max_pixels = getattr(settings, "LP_MAX_IMAGE_PIXELS", None)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            t0 = time.perf_counter()
+            prepared = [
+                item
+                if isinstance(item, np.ndarray)
+                else preprocessing.decode_image(item, max_pixels=max_pixels)
+                for item in chunk
+            ]
+            batch = preprocessing.prepare_batch(prepared, self.preprocessing)
+            probs = self.predict_member_probs(batch)
+            per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(chunk)
+            results.extend(
+                voting.vote_batch(probs, self.class_names, self.member_names, per_image_ms)
+            )
+        return results
+
+    def with_version(self, version: ModelVersion) -> EnsembleEngine:
+        """The same loaded models under another version row with identical content."""
+        return EnsembleEngine(
+            version=version,
+            fused_model=self.fused_model,
+            member_models=self.member_models,
+            member_names=self.member_names,
+            class_names=self.class_names,
+            preprocessing=self.preprocessing,
+            batch_size=self.batch_size,
+            fingerprint=self.fingerprint,
+        )
+
+
+def version_fingerprint(version: ModelVersion) -> tuple:
+    """What determines a version's predictions: members' artifacts, classes and preprocessing."""
+    members = tuple(
+        (m["name"], m["architecture"], int(m["input_size"]), m["sha256"]) for m in version.members
+    )
+    cfg = preprocessing.resolve_config(version.preprocessing)
+    return (members, tuple(version.class_names), repr(sorted(cfg.items())))
+
+
+def _check_member(model, member: dict, version: ModelVersion) -> None:
+    shape = tuple(model.input_shape)
+    size = int(member["input_size"])
+    if shape[1:] != (size, size, 3):
+        raise ArtifactIntegrityError(
+            f"member {member['name']!r} of {version} takes input {shape[1:]}, "
+            f"registered as ({size}, {size}, 3)"
+        )
+    classes = int(model.output_shape[-1])
+    if classes != len(version.class_names):
+        raise ArtifactIntegrityError(
+            f"member {member['name']!r} of {version} outputs {classes} classes, "
+            f"the version has {len(version.class_names)}: {version.class_names}"
+        )
+
+
+# --- Process-level cache --------------------------------------------------------------------
+
+_lock = threading.Lock()
+_engine: EnsembleEngine | None = None
+
+
+def get_engine() -> EnsembleEngine | None:
+    """The engine of the active version, loaded once per process; None when none is active.
+
+    Each call reads the active version's id (one small query). When it changed, the new version
+    is loaded (thread-safe; other threads wait for the load) unless its content (artifacts'
+    sha256, classes, preprocessing) is identical to the loaded one, in which case the loaded
+    models are reused under the new row. Load errors (``ArtifactIntegrityError``) propagate and
+    the next call tries again.
+    """
+    global _engine
+    active_pk = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    current = _engine
+    if active_pk is None:
+        return None
+    if current is not None and current.version.pk == active_pk:
+        return current
+    with _lock:
+        current = _engine
+        if current is not None and current.version.pk == active_pk:
+            return current
+        try:
+            version = ModelVersion.objects.get(pk=active_pk)
+        except ModelVersion.DoesNotExist:  # deleted between the two queries
+            return None
+        if current is not None and current.fingerprint == version_fingerprint(version):
+            _engine = current.with_version(version)
+            logger.info("active version is now %s (same models as %s)", version, current.version)
+            return _engine
+        if current is not None:
+            # Free the old models before loading the new ones (peak memory: one ensemble).
+            logger.info("active version changed from %s to %s: reloading", current.version, version)
+            _engine = None
+            del current
+            gc.collect()
+        engine = EnsembleEngine.from_version(version)
+        engine.warm_up()
+        _engine = engine
+        return engine
+
+
+def load_active_engine() -> EnsembleEngine | None:
+    """Load and warm up the active version at worker start-up (``worker_process_init``).
+
+    Returns None, with a log line, when no version is active. Errors propagate.
+    """
+    engine = get_engine()
+    if engine is None:
+        logger.warning("no active model version: images will wait until one is activated")
+    return engine
+
+
+def reset_engine_cache() -> None:
+    """Drop the cached engine (tests, or to free memory)."""
+    global _engine
+    with _lock:
+        _engine = None
+    gc.collect()

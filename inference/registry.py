@@ -1,0 +1,451 @@
+"""The model registry's writes and reads: register, activate, retire, find and fetch artifacts.
+
+No TensorFlow or Keras here: the web process (admin actions, management commands) imports this.
+
+* ``register_version`` copies each member's ``.keras`` file (and extra files such as plots) into
+  the default storage under ``models/v{N}/``, records their sha256 and creates the row. Nothing
+  is left half-stored: on any failure the copied files are deleted and no row remains. (If the
+  caller's own outer transaction rolls back later, the files of that version stay orphaned under
+  ``models/v{N}/``: Django has no "on rollback" hook. Registering outside a caller's transaction
+  avoids it.)
+* ``activate_version`` makes one version active; the previously active one becomes ``retired``.
+  ``signals.version_activated`` is sent once the transaction commits. Workers notice the change
+  through ``inference.engine.get_engine`` (one small query per call) without a restart.
+* Version numbers are ``max + 1``. Registry writes hold a PostgreSQL transaction-level advisory
+  lock, because ``SELECT ... FOR UPDATE`` cannot lock a row that does not exist yet (two
+  concurrent ``max + 1`` would both see the same maximum); on other databases (SQLite, which
+  serialises writers anyway) a collision on the unique version number is retried.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from inference import signals
+from inference.exceptions import ArtifactIntegrityError
+from inference.models import ModelVersion
+from inference.preprocessing import resolve_config
+
+logger = logging.getLogger(__name__)
+
+_MEMBER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ADVISORY_LOCK_KEY = 0x1E0C_0001  # arbitrary constant: "registry writes" on PostgreSQL
+_CHUNK = 1024 * 1024
+
+
+# --- Reads ----------------------------------------------------------------------------------
+
+
+def get_active_version() -> ModelVersion | None:
+    """The active version, or None."""
+    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+
+
+def get_member(version: ModelVersion, member: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A member dict of ``version`` by name (or the dict itself); KeyError if unknown."""
+    name = member["name"] if isinstance(member, Mapping) else member
+    for m in version.members:
+        if m["name"] == name:
+            return m
+    raise KeyError(f"{version} has no member {name!r}; members: {version.member_names}")
+
+
+def stored_artifacts(version: ModelVersion) -> dict[str, dict[str, Any]]:
+    """The extra files stored with a version: ``{name: {"artifact", "sha256", "bytes",
+    "content_type"}}`` from ``metrics["artifacts"]``.
+
+    An entry whose value is a string naming another stored entry (``"confusion_matrix":
+    "confusion_ensemble.png"``, as ``ml_training.evaluate`` lists its plots) is an alias and
+    resolves to that entry plus ``"alias_of": <entry name>``; other strings (files that were
+    never stored) are left out.
+    """
+    raw = (version.metrics or {}).get("artifacts") or {}
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        alias_of = None
+        if isinstance(value, str):
+            alias_of, value = value, raw.get(value)
+        if isinstance(value, Mapping) and isinstance(value.get("artifact"), str):
+            out[str(key)] = {**value, "alias_of": alias_of} if alias_of else dict(value)
+    return out
+
+
+def artifact_local_path(
+    version: ModelVersion, member: str | Mapping[str, Any], *, verify: bool = True
+) -> Path:
+    """A local file holding ``member``'s ``.keras`` artifact, checked against its sha256.
+
+    With a local ``FileSystemStorage`` this is the stored file itself. With a remote storage
+    (S3) the artifact is downloaded once to ``LP_MODEL_CACHE_DIR/<sha256>.keras`` (atomically:
+    a partial download is never visible) and reused afterwards. Raises ``ArtifactIntegrityError``
+    naming the member when the file is missing or its sha256 differs from the registry's.
+    """
+    m = get_member(version, member)
+    artifact, expected = m["artifact"], m["sha256"]
+    storage = default_storage
+    try:
+        path = Path(storage.path(artifact))
+    except NotImplementedError:
+        path = _cached_download(storage, artifact, expected, m["name"], version)
+    if not path.is_file():
+        raise ArtifactIntegrityError(
+            f"artifact of member {m['name']!r} of {version} is missing: {artifact}"
+        )
+    if verify:
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"artifact of member {m['name']!r} of {version} is corrupt or was replaced: "
+                f"sha256 {actual} != registered {expected} ({artifact})"
+            )
+    return path
+
+
+def _cached_download(storage, artifact: str, expected: str, member: str, version) -> Path:
+    cache_dir = Path(settings.LP_MODEL_CACHE_DIR)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"{expected}.keras"
+    if target.is_file() and sha256_file(target) == expected:
+        return target
+    if not storage.exists(artifact):
+        raise ArtifactIntegrityError(
+            f"artifact of member {member!r} of {version} is missing from storage: {artifact}"
+        )
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".download-", suffix=".keras")
+    try:
+        with os.fdopen(fd, "wb") as out, storage.open(artifact, "rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """``git describe --always --dirty --tags`` of the checkout, else the package version.
+
+    ``unknown`` when neither is available. Computed once per process.
+    """
+    return _describe_code_version()
+
+
+@functools.lru_cache(maxsize=1)
+def _describe_code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        if out:
+            return out[:64]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return f"leukemia-portal {version('leukemia-portal')}"[:64]
+    except PackageNotFoundError:
+        pass
+    pyproject = Path(settings.BASE_DIR) / "pyproject.toml"
+    try:
+        import tomllib
+
+        with open(pyproject, "rb") as fh:
+            return f"leukemia-portal {tomllib.load(fh)['project']['version']} (no git)"[:64]
+    except (OSError, KeyError, ValueError):
+        return "unknown"
+
+
+# --- Writes ---------------------------------------------------------------------------------
+
+
+def register_version(
+    *,
+    name: str = "all-ensemble",
+    members: list[Mapping[str, Any]],
+    preprocessing: Mapping[str, Any],
+    class_names: list[str],
+    metrics: Mapping[str, Any] | None = None,
+    data_fingerprint: str = "",
+    code_version: str | None = None,
+    notes: str = "",
+    is_demo: bool = False,
+    extra_files: Mapping[str, str | os.PathLike] | None = None,
+    activate: bool = False,
+    user=None,
+) -> ModelVersion:
+    """Store an ensemble's files and create its ``ModelVersion`` (a candidate unless ``activate``).
+
+    ``members``: dicts with ``name`` (unique; letters, digits, ``_.-``), ``architecture`` (one of
+    ``inference.architectures.ARCHITECTURES``), ``input_size`` and ``path`` (a local ``.keras``
+    file); other JSON keys are kept. ``preprocessing`` is resolved with
+    ``inference.preprocessing.resolve_config`` and stored complete. ``extra_files`` maps relative
+    names (``"plots/confusion.png"``) to local files stored under ``models/v{N}/<name>`` (a name
+    without an extension gets the file's own) and recorded in
+    ``metrics["artifacts"][name] = {"artifact", "sha256", "bytes", "content_type"}``; string
+    entries already in ``metrics["artifacts"]`` are kept (see ``stored_artifacts``).
+
+    Raises ``ValueError`` (bad arguments, before anything is stored) or the storage/database
+    error; in every failure case the files already copied are deleted and no row is created.
+    """
+    from inference.architectures import validate_member_spec
+
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise ValueError("name must be a non-empty string of at most 100 characters")
+    resolved = resolve_config(preprocessing)
+    class_names = _validate_class_names(class_names)
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    specs = []
+    seen: set[str] = set()
+    for i, member in enumerate(members):
+        if not isinstance(member, Mapping):
+            raise ValueError(f"member #{i} must be a dict, got {type(member).__name__}")
+        missing = {"name", "architecture", "input_size", "path"} - set(member)
+        if missing:
+            raise ValueError(f"member #{i} lacks {sorted(missing)}")
+        mname = member["name"]
+        if not isinstance(mname, str) or not _MEMBER_NAME_RE.match(mname):
+            raise ValueError(f"member name {mname!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        if mname in seen:
+            raise ValueError(f"member name {mname!r} is used twice")
+        seen.add(mname)
+        validate_member_spec(member["architecture"], member["input_size"])
+        path = Path(member["path"])
+        if not path.is_file():
+            raise ValueError(f"member {mname!r}: no file at {path}")
+        extra = {k: v for k, v in member.items() if k not in {"path", "artifact", "sha256"}}
+        _ensure_json(extra, f"member {mname!r}")
+        specs.append((extra, path))
+    extras: list[tuple[str, Path]] = []
+    for rel, local in (extra_files or {}).items():
+        rel_path = PurePosixPath(rel)
+        if rel_path.is_absolute() or ".." in rel_path.parts or not rel_path.parts or "\\" in rel:
+            raise ValueError(f"extra file name {rel!r} must be a relative path inside the version")
+        if rel_path.suffix == ".keras" and rel_path.stem in seen:
+            raise ValueError(f"extra file name {rel!r} clashes with a member artifact")
+        if not Path(local).is_file():
+            raise ValueError(f"extra file {rel!r}: no file at {local}")
+        extras.append((rel, Path(local)))
+    metrics = dict(metrics or {})
+    _ensure_json(metrics, "metrics")
+    if len(data_fingerprint or "") > 64:
+        raise ValueError("data_fingerprint must be at most 64 characters (e.g. a sha256 hex)")
+    if code_version is None:
+        code_version = _describe_code_version()
+
+    storage = default_storage
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            version = _create_row(
+                name=name,
+                preprocessing=resolved,
+                class_names=class_names,
+                data_fingerprint=data_fingerprint or "",
+                code_version=(code_version or "")[:64],
+                notes=notes or "",
+                is_demo=bool(is_demo),
+            )
+            prefix = f"models/v{version.version}"
+            member_rows = []
+            for extra, path in specs:
+                artifact, digest, _ = _store(storage, path, f"{prefix}/{extra['name']}.keras")
+                stored.append(artifact)
+                member_rows.append(
+                    {
+                        "name": extra["name"],
+                        "architecture": extra["architecture"],
+                        "input_size": int(extra["input_size"]),
+                        "artifact": artifact,
+                        "sha256": digest,
+                        **{k: v for k, v in extra.items() if k not in _MEMBER_CORE_KEYS},
+                    }
+                )
+            if extras:
+                artifacts = dict(metrics.get("artifacts") or {})
+                for rel, path in extras:
+                    # A key without an extension ("confusion_matrix") keeps the file's own.
+                    target = rel if PurePosixPath(rel).suffix else rel + path.suffix
+                    artifact, digest, size = _store(storage, path, f"{prefix}/{target}")
+                    stored.append(artifact)
+                    artifacts[rel] = {
+                        "artifact": artifact,
+                        "sha256": digest,
+                        "bytes": size,
+                        "content_type": mimetypes.guess_type(target)[0]
+                        or "application/octet-stream",
+                    }
+                metrics["artifacts"] = artifacts
+            version.members = member_rows
+            version.metrics = metrics
+            version.full_clean()
+            version.save(update_fields=["members", "metrics"])
+            if activate:
+                version = activate_version(version, user=user)
+    except BaseException:
+        for artifact in stored:
+            try:
+                storage.delete(artifact)
+            except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+                logger.exception("could not delete %s after a failed registration", artifact)
+        raise
+    logger.info("registered %s with members %s", version, version.member_names)
+    return version
+
+
+_MEMBER_CORE_KEYS = {"name", "architecture", "input_size", "artifact", "sha256", "path"}
+
+
+def activate_version(version: ModelVersion, *, user=None) -> ModelVersion:
+    """Make ``version`` the active one; the previously active version becomes ``retired``.
+
+    Atomic. Re-activating a retired version is allowed (a roll-back). Activating the version that
+    is already active changes nothing and sends no signal. Every artifact must exist in storage
+    (``ArtifactIntegrityError`` otherwise; checksums are verified when a worker loads them).
+    ``signals.version_activated(version=...)`` is sent after the commit. Returns the fresh row.
+    """
+    storage = default_storage
+    with transaction.atomic():
+        _lock_registry()
+        target = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if target.status == ModelVersion.Status.ACTIVE:
+            return target
+        for m in target.members:
+            if not storage.exists(m["artifact"]):
+                raise ArtifactIntegrityError(
+                    f"cannot activate {target}: artifact of member {m['name']!r} is missing "
+                    f"({m['artifact']})"
+                )
+        if not target.members:
+            raise ArtifactIntegrityError(f"cannot activate {target}: it has no members")
+        previous = list(
+            ModelVersion.objects.select_for_update()
+            .filter(status=ModelVersion.Status.ACTIVE)
+            .exclude(pk=target.pk)
+        )
+        for old in previous:
+            old.status = ModelVersion.Status.RETIRED
+            old.save(update_fields=["status"])
+        target.status = ModelVersion.Status.ACTIVE
+        target.activated_at = timezone.now()
+        target.activated_by = user if user is not None and user.is_authenticated else None
+        target.save(update_fields=["status", "activated_at", "activated_by"])
+        logger.info(
+            "activated %s (retired: %s) by %s",
+            target,
+            ", ".join(str(v) for v in previous) or "none",
+            user,
+        )
+        transaction.on_commit(
+            lambda: signals.version_activated.send(sender=ModelVersion, version=target)
+        )
+    return target
+
+
+def retire_version(version: ModelVersion, *, user=None) -> ModelVersion:
+    """Retire ``version`` (no-op if already retired). Retiring the active version leaves none
+    active: new work then waits (``NoActiveModel``) until another version is activated."""
+    with transaction.atomic():
+        _lock_registry()
+        target = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if target.status != ModelVersion.Status.RETIRED:
+            was = target.status
+            target.status = ModelVersion.Status.RETIRED
+            target.save(update_fields=["status"])
+            logger.info("retired %s (was %s) by %s", target, was, user)
+    return target
+
+
+# --- Helpers --------------------------------------------------------------------------------
+
+
+def _lock_registry() -> None:
+    """Serialise registry writes on PostgreSQL (released at the end of the transaction)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+
+
+def _create_row(**fields) -> ModelVersion:
+    _lock_registry()
+    for _attempt in range(5):
+        last = ModelVersion.objects.order_by("-version").values_list("version", flat=True).first()
+        row = ModelVersion(version=(last or 0) + 1, **fields)
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+            return row
+        except IntegrityError:
+            if not ModelVersion.objects.filter(version=row.version).exists():
+                raise
+            logger.warning("version number %s was taken concurrently; retrying", row.version)
+    raise IntegrityError("could not allocate a model version number after 5 attempts")
+
+
+def _store(storage, path: Path, name: str) -> tuple[str, str, int]:
+    """Copy ``path`` into ``storage`` as ``name``; the stored name, sha256 and size."""
+    digest = sha256_file(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        stored = storage.save(name, File(fh, name=PurePosixPath(name).name))
+    stored_size = storage.size(stored)
+    if stored_size != size:
+        raise ArtifactIntegrityError(
+            f"storing {path} as {stored} wrote {stored_size} bytes instead of {size}"
+        )
+    return stored, digest, size
+
+
+def _validate_class_names(class_names) -> list[str]:
+    if isinstance(class_names, str) or not class_names:
+        raise ValueError("class_names must be a non-empty list of strings")
+    names = list(class_names)
+    if not all(isinstance(c, str) and c.strip() for c in names):
+        raise ValueError(f"class_names must be non-empty strings, got {names!r}")
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise ValueError(f"class_names must be unique; repeated: {duplicates}")
+    if len(names) < 2:
+        raise ValueError("class_names needs at least two classes")
+    return names
+
+
+def _ensure_json(value, what: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None

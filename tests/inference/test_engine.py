@@ -1,0 +1,124 @@
+"""The fused engine on the real tiny demo ensemble (built once, cached under var/demo-cache)."""
+
+import numpy as np
+import pytest
+
+from inference import engine as engine_mod
+from inference import registry
+from inference.exceptions import ImageDecodeError
+from tests.images import image_bytes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def engine(demo_version):
+    eng = engine_mod.get_engine()
+    assert eng is not None and eng.version == demo_version
+    return eng
+
+
+@pytest.fixture
+def keep_engine_cache():
+    """Restore the process cache after a test that swaps versions (saves a 25 s reload)."""
+    saved = engine_mod._engine
+    yield
+    engine_mod._engine = saved
+
+
+def test_fused_model_equals_each_member(engine):
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(0, 255, (3, 72, 72, 3)).astype(np.float32)
+    fused = engine.predict_member_probs(batch)
+    assert fused.shape == (3, 5, 4)
+    for i, model in enumerate(engine.member_models):
+        own = np.asarray(model(batch, training=False))
+        np.testing.assert_allclose(fused[:, i], own, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(fused.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_fused_model_resizes_members_of_another_size(engine):
+    import keras
+
+    small = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)],
+        name="small",
+    )
+    fused = engine_mod.build_fused_model([small], ["small"], 72, interpolation="area")
+    assert [layer.name for layer in fused.layers][1] == "resize_small"
+    x = np.random.default_rng(1).uniform(0, 255, (2, 72, 72, 3)).astype(np.float32)
+    out = fused.predict_on_batch(x)
+    assert out.shape == (2, 1, 4)
+    with pytest.raises(ValueError, match="unique"):
+        engine_mod.build_fused_model([small, small], ["a", "a"], 72)
+
+
+def test_classify_returns_one_result_per_image(engine, demo_version):
+    images = [image_bytes(seed=i, size=96 + 16 * i) for i in range(3)]
+    images.append(np.zeros((50, 60, 3), dtype=np.uint8))  # decoded arrays are accepted too
+    results = engine.classify(images)
+    assert len(results) == 4
+    for r in results:
+        assert r.label in demo_version.class_names
+        assert r.member_count == 5 and 1 <= r.votes <= 5
+        assert [m.name for m in r.members] == demo_version.member_names
+        assert abs(sum(r.probabilities.values()) - 1) < 1e-4
+        assert r.inference_ms > 0
+    # Deterministic: the same image gives the same probabilities alone or in a batch.
+    again = engine.classify(images[:1])[0]
+    assert again.probabilities == pytest.approx(results[0].probabilities, abs=1e-5)
+
+
+def test_classify_batches_larger_than_the_batch_size(engine):
+    engine_copy = engine.with_version(engine.version)
+    engine_copy.batch_size = 2
+    results = engine_copy.classify([image_bytes(seed=i) for i in range(5)])
+    assert len(results) == 5
+
+
+def test_classify_raises_on_an_unreadable_image(engine):
+    with pytest.raises(ImageDecodeError):
+        engine.classify([image_bytes(seed=1), b"not an image"])
+
+
+def test_get_engine_follows_activation(demo_version, demo_ensemble_files, keep_engine_cache):
+    first = engine_mod.get_engine()
+    assert first.version == demo_version
+    assert engine_mod.get_engine() is first  # cached: same object
+
+    small = registry.register_version(
+        name="one-member",
+        members=[m for m in demo_ensemble_files if m["name"] == "MobileNetV2"],
+        preprocessing={"input_size": 72},
+        class_names=demo_version.class_names,
+        notes="test",
+        activate=True,
+    )
+    second = engine_mod.get_engine()
+    assert second is not first
+    assert second.version == small and second.member_names == ["MobileNetV2"]
+    assert len(second.classify([image_bytes(seed=3)])[0].members) == 1
+
+    registry.retire_version(small)
+    assert engine_mod.get_engine() is None
+    assert engine_mod.load_active_engine() is None
+
+
+def test_same_content_under_a_new_version_reuses_the_loaded_models(
+    demo_version, _demo_stored_members
+):
+    from inference.models import ModelVersion
+
+    first = engine_mod.get_engine()
+    clone = ModelVersion.objects.create(
+        version=demo_version.version + 1,
+        name="demo-ensemble",
+        is_demo=True,
+        members=[dict(m) for m in _demo_stored_members],
+        preprocessing=demo_version.preprocessing,
+        class_names=demo_version.class_names,
+    )
+    registry.activate_version(clone)
+    second = engine_mod.get_engine()
+    assert second.version == clone
+    assert second.fused_model is first.fused_model
