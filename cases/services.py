@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 
-from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage
+from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage, smear_upload_to
 from .validation import check_smear_image
 
 logger = logging.getLogger(__name__)
@@ -135,11 +136,16 @@ def smear_image_upload(*, patient: Patient, file, uploaded_by) -> SmearImage:
         uploaded_by=uploaded_by,
         status=SmearImage.Status.QUEUED,
     )
-    stored_name = None
+    stored_name = None  # set only when this call wrote the file, so only then is it removed
     try:
         with transaction.atomic():
-            image.file.save(name, ContentFile(checked.content), save=False)
-            stored_name = image.file.name
+            content_name = smear_upload_to(image, name)
+            if default_storage.exists(content_name):
+                # Content-addressed: the same bytes are already stored (another patient's copy).
+                image.file.name = content_name
+            else:
+                image.file.save(name, ContentFile(checked.content), save=False)
+                stored_name = image.file.name
             image.save()
             audit_event_create(
                 event_type=AuditEvent.EventType.IMAGE_UPLOADED,
@@ -184,8 +190,6 @@ def smear_images_upload(*, patient: Patient, files, uploaded_by) -> UploadReport
 def _delete_stored(name):
     if not name:
         return
-    from django.core.files.storage import default_storage
-
     try:
         default_storage.delete(name)
     except Exception:  # noqa: BLE001 - cleanup must not hide the original error
@@ -246,7 +250,6 @@ def image_classify(*, image_id: int) -> str:
     Raises ``TransientClassificationError`` (retry) or ``PermanentClassificationError``.
     """
     from inference.engine import get_engine
-
     from inference.exceptions import InferenceError
 
     try:

@@ -104,10 +104,10 @@ def test_decompression_bomb_sized_image_is_rejected(patient, clinician):
 
 def test_same_image_twice_for_a_patient_is_rejected(patient, clinician):
     before = _stored_files()
-    services.smear_image_upload(patient=patient, file=upload(), uploaded_by=clinician)
+    services.smear_image_upload(patient=patient, file=upload(seed=31), uploaded_by=clinician)
     with pytest.raises(ValidationError, match="already uploaded"):
         services.smear_image_upload(
-            patient=patient, file=upload("again.png"), uploaded_by=clinician
+            patient=patient, file=upload("again.png", seed=31), uploaded_by=clinician
         )
     assert SmearImage.objects.count() == 1
     assert len(_stored_files()) == len(before) + 1
@@ -143,3 +143,33 @@ def test_too_many_files_at_once_is_refused_whole(patient, clinician):
     )
     assert report.stored == []
     assert "at most 2" in report.rejected[0]
+
+
+def test_the_same_image_for_two_patients_is_stored_once(patient, clinician, other_clinician):
+    other = services.patient_create(owner=other_clinician, record_number="U-2", display_label="B")
+    first = services.smear_image_upload(
+        patient=patient, file=upload(seed=21), uploaded_by=clinician
+    )
+    before = _stored_files()
+
+    second = services.smear_image_upload(
+        patient=other, file=upload("copy.png", seed=21), uploaded_by=other_clinician
+    )
+
+    assert second.file.name == first.file.name
+    assert _stored_files() == before
+
+
+def test_a_failed_upload_never_deletes_a_file_another_image_uses(
+    patient, clinician, other_clinician
+):
+    other = services.patient_create(owner=other_clinician, record_number="U-3", display_label="C")
+    first = services.smear_image_upload(
+        patient=patient, file=upload(seed=22), uploaded_by=clinician
+    )
+    broken_save = mock.patch.object(SmearImage, "save", side_effect=RuntimeError("db went away"))
+    with broken_save, pytest.raises(RuntimeError):
+        services.smear_image_upload(
+            patient=other, file=upload(seed=22), uploaded_by=other_clinician
+        )
+    assert default_storage.exists(first.file.name)
