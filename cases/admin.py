@@ -102,7 +102,7 @@ class PatientAdmin(admin.ModelAdmin):
 # --- Smear images -----------------------------------------------------------------------------
 
 
-class PredictionInline(admin.TabularInline):
+class PredictionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Prediction
     extra = 0
     can_delete = False
@@ -114,15 +114,6 @@ class PredictionInline(admin.TabularInline):
     @admin.display(description="votes")
     def votes_of_members(self, prediction):
         return f"{prediction.votes}/{prediction.member_count}"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SmearImage)
@@ -212,7 +203,7 @@ class SmearImageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- Predictions (the history) ----------------------------------------------------------------
 
 
-class MemberVoteInline(admin.TabularInline):
+class MemberVoteInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = MemberVote
     extra = 0
     can_delete = False
@@ -222,15 +213,6 @@ class MemberVoteInline(admin.TabularInline):
     @admin.display(description="probabilities")
     def probabilities_json(self, vote):
         return _pretty_json(vote.probabilities)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Prediction)

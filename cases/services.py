@@ -291,25 +291,7 @@ def image_classify(*, image_id: int) -> str:
             image = _lock_image(image_id)
             if image is None:
                 return "skipped"
-            prediction = Prediction.objects.create(
-                image=image,
-                model_version=version,
-                label=result.label,
-                probabilities=result.probabilities,
-                votes=result.votes,
-                member_count=result.member_count,
-                agreement=result.agreement,
-                inference_ms=result.inference_ms,
-            )
-            MemberVote.objects.bulk_create(
-                MemberVote(
-                    prediction=prediction,
-                    member_name=m.name,
-                    label=m.label,
-                    probabilities=m.probabilities,
-                )
-                for m in result.members
-            )
+            prediction_record(image=image, version=version, result=result)
             image.status = SmearImage.Status.DONE
             image.error_message = ""
             image.save(update_fields=["status", "error_message", "updated_at"])
@@ -329,6 +311,29 @@ def image_classify(*, image_id: int) -> str:
         SmearImage.objects.filter(pk=image_id).update(status=SmearImage.Status.DONE)
         return "skipped"
     return "done"
+
+
+def prediction_record(*, image: SmearImage, version, result) -> Prediction:
+    """Save one ensemble result (an ``inference.voting.EnsembleResult``) with its member votes.
+
+    The caller owns the transaction and the image's status."""
+    prediction = Prediction.objects.create(
+        image=image,
+        model_version=version,
+        label=result.label,
+        probabilities=result.probabilities,
+        votes=result.votes,
+        member_count=result.member_count,
+        agreement=result.agreement,
+        inference_ms=result.inference_ms,
+    )
+    MemberVote.objects.bulk_create(
+        MemberVote(
+            prediction=prediction, member_name=m.name, label=m.label, probabilities=m.probabilities
+        )
+        for m in result.members
+    )
+    return prediction
 
 
 def image_mark_failed(*, image_id: int, message: str) -> None:
