@@ -25,7 +25,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from cases import services
 from cases.models import AuditEvent
-from tests.cases.api.factories import make_image, make_prediction
+from tests.factories import make_image, make_prediction
 
 NAMESPACES = ("cases", "api")
 PUBLIC = {"api:token-obtain"}  # anonymous POST with username and password: test_token_endpoint

@@ -1,7 +1,7 @@
 import pytest
 
 from cases import services
-from tests.cases.api.factories import make_image
+from tests.factories import make_image
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from cases import services
 from cases.models import AuditEvent, Patient
-from tests.cases.api.factories import make_image
+from tests.factories import make_image
 
 
 def test_the_patient_list_shows_owner_and_image_count(admin_client_logged_in, patient, clinician):

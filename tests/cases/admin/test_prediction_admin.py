@@ -10,9 +10,17 @@ from django.utils import timezone
 
 from cases import services
 from cases.models import AuditEvent, MemberVote, Prediction
-from tests.cases.api.factories import make_image, make_model_version, make_prediction
+from tests.factories import make_image, make_model_version, make_prediction
 
 CHANGELIST = reverse("admin:cases_prediction_changelist")
+# Two votes for Pre, one each for Pro, Early and Benign: a split; the mean for Pre is 0.46.
+SPLIT_PRE = [
+    {"Benign": 0.05, "Early": 0.05, "Pre": 0.80, "Pro": 0.10},
+    {"Benign": 0.10, "Early": 0.10, "Pre": 0.60, "Pro": 0.20},
+    {"Benign": 0.05, "Early": 0.05, "Pre": 0.35, "Pro": 0.55},
+    {"Benign": 0.05, "Early": 0.60, "Pre": 0.30, "Pro": 0.05},
+    {"Benign": 0.60, "Early": 0.05, "Pre": 0.25, "Pro": 0.10},
+]
 
 
 @pytest.fixture
@@ -25,18 +33,12 @@ def history(patient, clinician, other_clinician):
     return {
         "v1": v1,
         "v2": v2,
-        "pro": make_prediction(first, label="Pro", model_version=v1),
-        "split": make_prediction(
-            first,
-            label="Pre",
-            member_labels=["Pre", "Pre", "Pro", "Early", "Benign"],
-            model_version=v2,
-        ),
+        "pro": make_prediction(first, version=v1, member_labels=["Pro"] * 4 + ["Pre"]),
+        "split": make_prediction(first, version=v2, member_probabilities=SPLIT_PRE),
         "benign": make_prediction(
             make_image(other, other_clinician, seed=112),
-            label="Benign",
+            version=v2,
             member_labels=["Benign"] * 5,
-            model_version=v2,
         ),
     }
 
@@ -143,7 +145,7 @@ def test_the_detail_page_lists_the_member_votes(admin_client_logged_in, history)
     html = response.content.decode()
     for vote in prediction.member_votes.all():
         assert vote.member_name in html
-    assert "&quot;Pre&quot;: 0.7" in html or '"Pre": 0.7' in html
+    assert "&quot;Pre&quot;: 0.46" in html or '"Pre": 0.46' in html
 
 
 def test_staff_with_the_view_permission_only_can_read_the_history(

@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from cases.models import AuditEvent, SmearImage
-from tests.cases.api.factories import make_image, make_prediction
+from tests.factories import make_image, make_prediction
 
 CHANGELIST = reverse("admin:cases_smearimage_changelist")
 
@@ -116,7 +116,7 @@ def test_images_are_read_only_and_cannot_be_deleted(admin_client_logged_in, imag
 
 
 def test_the_image_page_shows_its_predictions_read_only(admin_client_logged_in, image):
-    prediction = make_prediction(image, label="Early", member_labels=["Early"] * 3 + ["Pro"] * 2)
+    prediction = make_prediction(image, member_labels=["Early"] * 3 + ["Pro"] * 2)
 
     page = admin_client_logged_in.get(reverse("admin:cases_smearimage_change", args=[image.pk]))
 

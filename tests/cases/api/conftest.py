@@ -3,8 +3,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from cases import services
-
-from .factories import make_image
+from tests.factories import make_image
 
 
 @pytest.fixture(autouse=True)

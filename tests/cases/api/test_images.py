@@ -12,22 +12,12 @@ from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from cases.models import AuditEvent, SmearImage
+from tests.factories import make_image, make_model_version, make_prediction, stored_smear_files
 from tests.images import image_bytes, upload
-
-from .factories import make_image, make_model_version, make_prediction
 
 
 def images_url(patient):
     return f"/api/v1/patients/{patient.pk}/images/"
-
-
-def stored_files() -> list[str]:
-    """Every stored smear file (media is shared by a session's tests: compare before/after)."""
-    try:
-        dirs, _ = default_storage.listdir("smears")
-    except FileNotFoundError:
-        return []
-    return sorted(f"{d}/{f}" for d in dirs for f in default_storage.listdir(f"smears/{d}")[1])
 
 
 def _encoded(mode: str, fmt: str) -> bytes:
@@ -93,7 +83,7 @@ def test_a_single_file_field_is_accepted(clinician_api, patient):
 
 
 def test_a_mixed_upload_stores_the_good_and_reports_the_bad(clinician_api, patient):
-    before = stored_files()
+    before = stored_smear_files()
 
     response = clinician_api.post(
         images_url(patient),
@@ -106,7 +96,7 @@ def test_a_mixed_upload_stores_the_good_and_reports_the_bad(clinician_api, patie
     assert [i["original_name"] for i in body["images"]] == ["good.png"]
     assert body["rejected"] == ["“notes.txt” is not an image (supported: JPEG, PNG, TIFF, BMP)."]
     assert SmearImage.objects.get().original_name == "good.png"
-    assert len(stored_files()) == len(before) + 1
+    assert len(stored_smear_files()) == len(before) + 1
 
 
 @pytest.mark.parametrize(
@@ -125,7 +115,7 @@ def test_a_mixed_upload_stores_the_good_and_reports_the_bad(clinician_api, patie
 def test_an_invalid_file_is_refused_and_leaves_nothing_behind(
     clinician_api, patient, name, content, settings, message
 ):
-    before = stored_files()
+    before = stored_smear_files()
 
     with override_settings(**settings):
         response = clinician_api.post(
@@ -140,7 +130,7 @@ def test_an_invalid_file_is_refused_and_leaves_nothing_behind(
     assert message in rejection
     assert not SmearImage.objects.exists()
     assert not AuditEvent.objects.filter(event_type=AuditEvent.EventType.IMAGE_UPLOADED).exists()
-    assert stored_files() == before
+    assert stored_smear_files() == before
 
 
 def test_the_same_image_twice_is_refused_the_second_time(clinician_api, patient):
@@ -182,12 +172,12 @@ def test_too_many_files_at_once_are_refused(clinician_api, patient):
 
 
 def test_an_upload_to_another_clinicians_patient_is_404(other_api, patient):
-    before = stored_files()
+    before = stored_smear_files()
     response = other_api.post(images_url(patient), {"files": [upload(seed=10)]})
 
     assert response.status_code == 404
     assert not SmearImage.objects.exists()
-    assert stored_files() == before
+    assert stored_smear_files() == before
 
 
 def test_classification_is_enqueued_once_the_upload_commits(
@@ -207,12 +197,18 @@ def test_classification_is_enqueued_once_the_upload_commits(
 
 
 def test_the_image_shows_its_latest_result_with_the_uncertainty(clinician_api, image):
-    make_prediction(image, label="Pre", member_labels=["Pre"] * 5)
+    make_prediction(image, member_labels=["Pre"] * 5)
     latest = make_prediction(
         image,
-        label="Pro",
-        member_labels=["Pro", "Pro", "Pro", "Early", "Pre"],
-        model_version=make_model_version(is_demo=True),
+        version=make_model_version(is_demo=True),
+        # three votes for Pro, one each for Early and Pre; the mean for Pro is 0.7
+        member_probabilities=[
+            {"Benign": 0.03, "Early": 0.03, "Pre": 0.04, "Pro": 0.90},
+            {"Benign": 0.03, "Early": 0.03, "Pre": 0.04, "Pro": 0.90},
+            {"Benign": 0.03, "Early": 0.03, "Pre": 0.04, "Pro": 0.90},
+            {"Benign": 0.05, "Early": 0.50, "Pre": 0.05, "Pro": 0.40},
+            {"Benign": 0.05, "Early": 0.05, "Pre": 0.50, "Pro": 0.40},
+        ],
     )
 
     body = clinician_api.get(f"/api/v1/images/{image.pk}/").json()
@@ -231,7 +227,7 @@ def test_the_image_shows_its_latest_result_with_the_uncertainty(clinician_api, i
     assert set(result["probabilities"]) == {"Benign", "Early", "Pre", "Pro"}
     assert result["confidence"] == pytest.approx(0.7)
     assert [v["label"] for v in result["member_votes"]] == ["Pro", "Pro", "Pro", "Early", "Pre"]
-    assert result["member_votes"][0]["member_name"] == "VGG16"
+    assert result["member_votes"][0]["member_name"] == "ResNet50"
     version = latest.model_version
     assert result["model_version"] == {
         "version": version.version,
@@ -255,7 +251,7 @@ def test_a_failed_image_says_why(clinician_api, image):
 
 def test_the_patients_images_are_listed_with_their_latest_label(clinician_api, patient, clinician):
     first = make_image(patient, clinician, seed=21, name="first.png")
-    make_prediction(first, label="Benign", member_labels=["Benign"] * 5)
+    make_prediction(first, member_labels=["Benign"] * 5)
     make_image(patient, clinician, seed=22, name="second.png")
 
     body = clinician_api.get(images_url(patient)).json()

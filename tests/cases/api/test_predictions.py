@@ -5,8 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cases import services
-
-from .factories import make_image, make_model_version, make_prediction
+from tests.factories import make_image, make_model_version, make_prediction
 
 
 @pytest.fixture
@@ -21,17 +20,12 @@ def history(patient, clinician, other_clinician):
     return {
         "v1": v1,
         "v2": v2,
-        "first_v1": make_prediction(first, label="Pro", model_version=v1),
+        "first_v1": make_prediction(first, version=v1, member_labels=["Pro"] * 4 + ["Pre"]),
         "first_v2": make_prediction(
-            first,
-            label="Pre",
-            member_labels=["Pre", "Pre", "Pro", "Early", "Benign"],
-            model_version=v2,
+            first, version=v2, member_labels=["Pre", "Pre", "Pro", "Early", "Benign"]
         ),
-        "second_v2": make_prediction(
-            second, label="Benign", member_labels=["Benign"] * 5, model_version=v2
-        ),
-        "theirs": make_prediction(make_image(theirs, other_clinician, seed=3), model_version=v2),
+        "second_v2": make_prediction(second, version=v2, member_labels=["Benign"] * 5),
+        "theirs": make_prediction(make_image(theirs, other_clinician, seed=3), version=v2),
         "first": first,
     }
 

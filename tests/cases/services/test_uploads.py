@@ -9,21 +9,13 @@ from PIL import Image
 
 from cases import services
 from cases.models import AuditEvent, SmearImage
+from tests.factories import stored_smear_files
 from tests.images import image_bytes, upload
 
 
 @pytest.fixture
 def patient(clinician):
     return services.patient_create(owner=clinician, record_number="U-1", display_label="Up")
-
-
-def _stored_files():
-    """Every stored smear file; media is shared by a session's tests, so compare before/after."""
-    try:
-        dirs, _ = default_storage.listdir("smears")
-    except FileNotFoundError:
-        return []
-    return sorted(f for d in dirs for f in default_storage.listdir(f"smears/{d}")[1])
 
 
 def test_valid_upload_is_stored_under_its_content_hash(patient, clinician):
@@ -77,7 +69,7 @@ def _png_16bit():
     ids=["empty", "not-an-image", "truncated", "16-bit", "tiny"],
 )
 def test_bad_files_get_a_clear_message_and_leave_nothing(patient, clinician, content, expected):
-    before = _stored_files()
+    before = stored_smear_files()
     with pytest.raises(ValidationError) as exc:
         services.smear_image_upload(
             patient=patient, file=upload("bad.png", content), uploaded_by=clinician
@@ -85,7 +77,7 @@ def test_bad_files_get_a_clear_message_and_leave_nothing(patient, clinician, con
     assert expected in exc.value.messages[0]
     assert "bad.png" in exc.value.messages[0]
     assert not SmearImage.objects.exists()
-    assert _stored_files() == before
+    assert stored_smear_files() == before
 
 
 @override_settings(LP_MAX_UPLOAD_BYTES=1000)
@@ -103,22 +95,22 @@ def test_decompression_bomb_sized_image_is_rejected(patient, clinician):
 
 
 def test_same_image_twice_for_a_patient_is_rejected(patient, clinician):
-    before = _stored_files()
-    services.smear_image_upload(patient=patient, file=upload(seed=31), uploaded_by=clinician)
+    before = stored_smear_files()
+    services.smear_image_upload(patient=patient, file=upload(seed=32), uploaded_by=clinician)
     with pytest.raises(ValidationError, match="already uploaded"):
         services.smear_image_upload(
-            patient=patient, file=upload("again.png", seed=31), uploaded_by=clinician
+            patient=patient, file=upload("again.png", seed=32), uploaded_by=clinician
         )
     assert SmearImage.objects.count() == 1
-    assert len(_stored_files()) == len(before) + 1
+    assert len(stored_smear_files()) == len(before) + 1
 
 
 def test_failure_while_saving_the_row_removes_the_stored_file(patient, clinician):
-    before = _stored_files()
+    before = stored_smear_files()
     broken_save = mock.patch.object(SmearImage, "save", side_effect=RuntimeError("db went away"))
     with broken_save, pytest.raises(RuntimeError):
         services.smear_image_upload(patient=patient, file=upload(seed=9), uploaded_by=clinician)
-    assert _stored_files() == before
+    assert stored_smear_files() == before
     assert not SmearImage.objects.exists()
 
 
@@ -150,14 +142,14 @@ def test_the_same_image_for_two_patients_is_stored_once(patient, clinician, othe
     first = services.smear_image_upload(
         patient=patient, file=upload(seed=21), uploaded_by=clinician
     )
-    before = _stored_files()
+    before = stored_smear_files()
 
     second = services.smear_image_upload(
         patient=other, file=upload("copy.png", seed=21), uploaded_by=other_clinician
     )
 
     assert second.file.name == first.file.name
-    assert _stored_files() == before
+    assert stored_smear_files() == before
 
 
 def test_a_failed_upload_never_deletes_a_file_another_image_uses(

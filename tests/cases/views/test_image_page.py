@@ -5,7 +5,24 @@ from django.urls import reverse
 
 from cases.models import SmearImage
 
-PROBS = {"Benign": 0.04, "Early": 0.12, "Pre": 0.71, "Pro": 0.13}
+# Four members vote Pre, the fourth (Xception) Pro; the means are Benign 0.04, Early 0.12,
+# Pre 0.71, Pro 0.13 (the bars below).
+MAJORITY_PRE = [
+    {"Benign": 0.03, "Early": 0.08, "Pre": 0.85, "Pro": 0.04},
+    {"Benign": 0.04, "Early": 0.11, "Pre": 0.80, "Pro": 0.05},
+    {"Benign": 0.04, "Early": 0.11, "Pre": 0.80, "Pro": 0.05},
+    {"Benign": 0.05, "Early": 0.15, "Pre": 0.35, "Pro": 0.45},
+    {"Benign": 0.04, "Early": 0.15, "Pre": 0.75, "Pro": 0.06},
+]
+# Two votes each for Early and Pre, one for Pro; the tie goes to Early on its higher mean
+# (Benign 0.08, Early 0.36, Pre 0.35, Pro 0.21).
+SPLIT_EARLY_PRE = [
+    {"Benign": 0.05, "Early": 0.70, "Pre": 0.15, "Pro": 0.10},
+    {"Benign": 0.05, "Early": 0.20, "Pre": 0.60, "Pro": 0.15},
+    {"Benign": 0.10, "Early": 0.15, "Pre": 0.20, "Pro": 0.55},
+    {"Benign": 0.10, "Early": 0.60, "Pre": 0.20, "Pro": 0.10},
+    {"Benign": 0.10, "Early": 0.15, "Pre": 0.60, "Pro": 0.15},
+]
 
 
 def _page(client, image):
@@ -18,7 +35,7 @@ def test_result_shows_label_bars_votes_and_agreement(
     clinician_client, image, make_version, make_prediction
 ):
     version = make_version(3, status="active")
-    make_prediction(image, version, ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS)
+    make_prediction(image, version=version, member_probabilities=MAJORITY_PRE, inference_ms=123.4)
 
     page = _page(clinician_client, image)
 
@@ -46,7 +63,7 @@ def test_demo_model_result_carries_a_prominent_warning(
     clinician_client, image, make_version, make_prediction
 ):
     version = make_version(1, is_demo=True, status="active")
-    make_prediction(image, version, ["Benign"] * 5, {**PROBS, "Benign": 0.9, "Pre": 0.0})
+    make_prediction(image, version=version, member_labels=["Benign"] * 5)
 
     page = _page(clinician_client, image)
 
@@ -58,12 +75,7 @@ def test_demo_model_result_carries_a_prominent_warning(
 
 def test_split_vote_is_flagged_as_uncertain(clinician_client, image, make_version, make_prediction):
     version = make_version(2, status="active")
-    make_prediction(
-        image,
-        version,
-        ["Early", "Pre", "Pro", "Early", "Pre"],
-        {"Benign": 0.08, "Early": 0.36, "Pre": 0.35, "Pro": 0.21},
-    )
+    make_prediction(image, version=version, member_probabilities=SPLIT_EARLY_PRE)
 
     page = _page(clinician_client, image)
 
@@ -78,8 +90,8 @@ def test_history_lists_every_version_and_offers_the_active_one(
 ):
     old = make_version(1)
     newer = make_version(2)
-    make_prediction(image, old, ["Pre"] * 5, PROBS)
-    make_prediction(image, newer, ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS)
+    make_prediction(image, version=old, member_labels=["Pre"] * 5)
+    make_prediction(image, version=newer, member_labels=["Pre", "Pre", "Pre", "Pro", "Pre"])
     make_version(3, status="active")
 
     page = _page(clinician_client, image)
@@ -128,7 +140,9 @@ def test_patient_page_lists_images_with_status_and_latest_label(
     clinician_client, patient, image, make_version, make_prediction
 ):
     make_prediction(
-        image, make_version(5, is_demo=True), ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS
+        image,
+        version=make_version(5, is_demo=True),
+        member_labels=["Pre", "Pre", "Pre", "Pro", "Pre"],
     )
     page = clinician_client.get(reverse("cases:patient-detail", args=[patient.pk])).text
     assert "field-1.png" in page

@@ -4,8 +4,6 @@ from django.urls import reverse
 
 from cases.models import AuditEvent, SmearImage
 
-PROBS = {"Benign": 0.04, "Early": 0.12, "Pre": 0.71, "Pro": 0.13}
-
 
 def _status(client, image):
     response = client.get(reverse("cases:image-status", args=[image.pk]))
@@ -30,7 +28,9 @@ def test_status_of_a_finished_image_carries_the_rendered_result(
     clinician_client, image, make_version, make_prediction
 ):
     make_prediction(
-        image, make_version(1, is_demo=True), ["Pre", "Pre", "Pre", "Pro", "Pre"], PROBS
+        image,
+        version=make_version(1, is_demo=True),
+        member_labels=["Pre", "Pre", "Pre", "Pro", "Pre"],
     )
     data = _status(clinician_client, image)
     assert data["status"] == "done" and data["finished"] is True
@@ -66,7 +66,7 @@ def test_try_again_requeues_a_failed_image(clinician_client, image):
 def test_try_again_leaves_a_finished_image_alone(
     clinician_client, image, make_version, make_prediction
 ):
-    make_prediction(image, make_version(1), ["Pre"] * 5, PROBS)
+    make_prediction(image, version=make_version(1), member_labels=["Pre"] * 5)
     clinician_client.post(reverse("cases:image-requeue", args=[image.pk]))
     image.refresh_from_db()
     assert image.status == "done"
@@ -74,7 +74,7 @@ def test_try_again_leaves_a_finished_image_alone(
 
 
 def test_reclassify_with_the_active_model(clinician_client, image, make_version, make_prediction):
-    make_prediction(image, make_version(1), ["Pre"] * 5, PROBS)
+    make_prediction(image, version=make_version(1), member_labels=["Pre"] * 5)
     make_version(2, status="active")
     response = clinician_client.post(
         reverse("cases:image-reclassify", args=[image.pk]), follow=True
@@ -87,7 +87,7 @@ def test_reclassify_with_the_active_model(clinician_client, image, make_version,
 def test_reclassify_does_nothing_when_the_active_model_already_classified_it(
     clinician_client, image, make_version, make_prediction
 ):
-    make_prediction(image, make_version(1, status="active"), ["Pre"] * 5, PROBS)
+    make_prediction(image, version=make_version(1, status="active"), member_labels=["Pre"] * 5)
     response = clinician_client.post(
         reverse("cases:image-reclassify", args=[image.pk]), follow=True
     )
@@ -97,7 +97,7 @@ def test_reclassify_does_nothing_when_the_active_model_already_classified_it(
 
 
 def test_reclassify_without_an_active_model(clinician_client, image, make_version, make_prediction):
-    make_prediction(image, make_version(1), ["Pre"] * 5, PROBS)
+    make_prediction(image, version=make_version(1), member_labels=["Pre"] * 5)
     response = clinician_client.post(
         reverse("cases:image-reclassify", args=[image.pk]), follow=True
     )

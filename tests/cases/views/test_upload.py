@@ -5,9 +5,8 @@ import pytest
 from django.urls import reverse
 
 from cases.models import AuditEvent, SmearImage
+from tests.factories import stored_smear_files
 from tests.images import image_bytes, upload
-
-from .conftest import stored_smear_files
 
 
 def _post(client, patient, *files):
