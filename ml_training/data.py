@@ -1,0 +1,328 @@
+"""The data set: discover labelled images, build a manifest, deduplicate, split without leaks.
+
+A data directory holds one sub-folder per class. Our own names (``Benign``, ``Early``, ``Pre``,
+``Pro``) and the Kaggle release's (``Benign``, ``[Malignant] early Pre-B``, ``[Malignant] Pre-B``,
+``[Malignant] Pro-B``) map onto the same four classes.
+
+Deduplication happens before any split:
+
+* byte-identical files (same sha256) are collapsed to one entry (the first by path); if the
+  copies carry different labels, every copy is dropped, as the label cannot be trusted;
+* near-identical images (perceptual hashes within ``NEAR_DUP_MAX_DISTANCE`` bits, i.e. the same
+  field re-saved) are kept but share a ``group`` id, and a split never separates a group.
+
+The manifest, the split and the data fingerprint are written into every run folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = ["Benign", "Early", "Pre", "Pro"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+PHASH_SIZE = 8  # 64-bit DCT perceptual hash
+NEAR_DUP_MAX_DISTANCE = 10  # bits of 64: on the Taleqani data no pair this close crosses classes
+
+
+@dataclass
+class ManifestEntry:
+    path: str  # relative to the data directory, with forward slashes
+    label: str
+    sha256: str
+    phash: str  # hex
+    width: int
+    height: int
+    bytes: int
+    group: int = -1  # near-duplicate group id (every entry has one; singletons are their own)
+    duplicates: list[str] = field(default_factory=list)  # byte-identical copies dropped for it
+
+
+@dataclass
+class Manifest:
+    root: str
+    entries: list[ManifestEntry]
+    dropped: list[dict]  # files removed by deduplication, with the reason
+    class_names: list[str]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([CLASS_NAMES.index(e.label) for e in self.entries], dtype=np.int64)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return np.array([e.group for e in self.entries], dtype=np.int64)
+
+    def abspath(self, entry: ManifestEntry) -> Path:
+        return Path(self.root) / entry.path
+
+    def paths(self, indices=None) -> list[Path]:
+        idx = range(len(self.entries)) if indices is None else indices
+        return [self.abspath(self.entries[i]) for i in idx]
+
+    def fingerprint(self) -> str:
+        """sha256 over the sorted (path, label, content hash) lines: the data a run saw."""
+        h = hashlib.sha256()
+        for e in sorted(self.entries, key=lambda e: e.path):
+            h.update(f"{e.path}\t{e.label}\t{e.sha256}\n".encode())
+        return h.hexdigest()
+
+    def summary(self) -> dict:
+        groups = Counter(e.group for e in self.entries)
+        return {
+            "images": len(self.entries),
+            "per_class": {c: sum(e.label == c for e in self.entries) for c in CLASS_NAMES},
+            "exact_duplicates_dropped": sum(d["reason"] == "exact_duplicate" for d in self.dropped),
+            "label_conflicts_dropped": sum(d["reason"] == "label_conflict" for d in self.dropped),
+            "near_duplicate_groups": sum(1 for n in groups.values() if n > 1),
+            "images_in_near_duplicate_groups": sum(n for n in groups.values() if n > 1),
+            "near_duplicate_max_distance_bits": NEAR_DUP_MAX_DISTANCE,
+            "fingerprint": self.fingerprint(),
+        }
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "manifest.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(
+                ["path", "label", "sha256", "phash", "width", "height", "bytes", "group"]
+            )
+            for e in self.entries:
+                writer.writerow(
+                    [e.path, e.label, e.sha256, e.phash, e.width, e.height, e.bytes, e.group]
+                )
+        payload = {
+            "root": self.root,
+            "class_names": self.class_names,
+            "summary": self.summary(),
+            "entries": [asdict(e) for e in self.entries],
+            "dropped": self.dropped,
+        }
+        (folder / "manifest.json").write_text(json.dumps(payload, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        payload = json.loads((Path(folder) / "manifest.json").read_text())
+        return cls(
+            root=payload["root"],
+            entries=[ManifestEntry(**e) for e in payload["entries"]],
+            dropped=payload["dropped"],
+            class_names=payload["class_names"],
+        )
+
+
+def canonical_class(folder_name: str) -> str | None:
+    """Map a class folder name (ours or the Kaggle release's) to a class, or None."""
+    name = folder_name.strip().lower()
+    name = re.sub(r"\[?malignant\]?", " ", name)
+    tokens = set(re.split(r"[^a-z0-9]+", name)) - {""}
+    if "benign" in tokens or "hematogone" in tokens or "hematogones" in tokens:
+        return "Benign"
+    if "early" in tokens:
+        return "Early"
+    if "pro" in tokens:
+        return "Pro"
+    if "pre" in tokens:
+        return "Pre"
+    return None
+
+
+def resolve_data_dir(data_dir: Path) -> Path:
+    """The folder holding the class sub-folders; a dataset root with ``Original/`` is accepted."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory not found: {data_dir}")
+    if _class_folders(data_dir):
+        return data_dir
+    if (data_dir / "Original").is_dir() and _class_folders(data_dir / "Original"):
+        return data_dir / "Original"
+    raise ValueError(
+        f"{data_dir} has no class sub-folders; expected some of {CLASS_NAMES} "
+        "(or the Kaggle names such as '[Malignant] Pre-B')"
+    )
+
+
+def _class_folders(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        label = canonical_class(sub.name)
+        if label is not None:
+            found.setdefault(label, []).append(sub)
+    return found
+
+
+def discover(data_dir: Path) -> list[tuple[Path, str]]:
+    """(path, class) for every image under the class sub-folders, sorted by path."""
+    root = resolve_data_dir(data_dir)
+    items = []
+    for label, folders in _class_folders(root).items():
+        for folder in folders:
+            for path in folder.rglob("*"):
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                    items.append((path, label))
+    if not items:
+        raise ValueError(f"no images found under {root}")
+    return sorted(items, key=lambda item: str(item[0]))
+
+
+def _hash_file(path: Path) -> tuple[str, str, int, int, int]:
+    import imagehash
+    from PIL import Image
+
+    raw = path.read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    with Image.open(path) as im:
+        width, height = im.size
+        ph = imagehash.phash(im.convert("RGB"), hash_size=PHASH_SIZE)
+    return sha, str(ph), width, height, len(raw)
+
+
+def build_manifest(data_dir: Path, *, near_dup_max_distance: int = NEAR_DUP_MAX_DISTANCE):
+    """Hash every image, drop exact duplicates, group near-duplicates."""
+    root = resolve_data_dir(data_dir)
+    raw_entries = []
+    for path, label in discover(root):
+        sha, ph, width, height, size = _hash_file(path)
+        rel = path.relative_to(root).as_posix()
+        raw_entries.append(ManifestEntry(rel, label, sha, ph, width, height, size))
+
+    by_sha: dict[str, list[ManifestEntry]] = {}
+    for e in raw_entries:
+        by_sha.setdefault(e.sha256, []).append(e)
+    entries, dropped = [], []
+    for copies in by_sha.values():
+        if len({c.label for c in copies}) > 1:
+            dropped += [{"path": c.path, "reason": "label_conflict"} for c in copies]
+            continue
+        keep = copies[0]
+        keep.duplicates = [c.path for c in copies[1:]]
+        dropped += [
+            {"path": c.path, "reason": "exact_duplicate", "kept": keep.path} for c in copies[1:]
+        ]
+        entries.append(keep)
+    entries.sort(key=lambda e: e.path)
+    for gid, members in enumerate(
+        near_duplicate_groups([e.phash for e in entries], near_dup_max_distance)
+    ):
+        for i in members:
+            entries[i].group = gid
+    return Manifest(str(root), entries, dropped, list(CLASS_NAMES))
+
+
+def phash_distances(hashes: list[str]) -> np.ndarray:
+    """Pairwise Hamming distances (bits) between hex perceptual hashes."""
+    ints = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    xor = ints[:, None] ^ ints[None, :]
+    return np.bitwise_count(xor).astype(np.int16)
+
+
+def near_duplicate_groups(hashes: list[str], max_distance: int) -> list[list[int]]:
+    """Connected components of the graph 'Hamming distance <= max_distance', in index order."""
+    n = len(hashes)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if n:
+        dist = phash_distances(hashes)
+        rows, cols = np.nonzero(np.triu(dist <= max_distance, k=1))
+        for a, b in zip(rows.tolist(), cols.tolist(), strict=True):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    comps: dict[int, list[int]] = {}
+    for i in range(n):
+        comps.setdefault(find(i), []).append(i)
+    return sorted(comps.values(), key=lambda c: c[0])
+
+
+# --- Splitting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    seed: int
+    method: str = "StratifiedGroupKFold"
+
+    def to_json(self, manifest: Manifest) -> dict:
+        def describe(idx):
+            labels = [manifest.entries[i].label for i in idx]
+            return {c: labels.count(c) for c in CLASS_NAMES}
+
+        return {
+            "seed": self.seed,
+            "method": self.method,
+            "counts": {k: describe(getattr(self, k)) for k in ("train", "val", "test")},
+            "train": [manifest.entries[i].path for i in self.train],
+            "val": [manifest.entries[i].path for i in self.val],
+            "test": [manifest.entries[i].path for i in self.test],
+        }
+
+    def save(self, folder: Path, manifest: Manifest) -> None:
+        (Path(folder) / "split.json").write_text(json.dumps(self.to_json(manifest), indent=1))
+
+    @classmethod
+    def load(cls, folder: Path, manifest: Manifest) -> Split:
+        payload = json.loads((Path(folder) / "split.json").read_text())
+        index = {e.path: i for i, e in enumerate(manifest.entries)}
+        return cls(
+            train=[index[p] for p in payload["train"]],
+            val=[index[p] for p in payload["val"]],
+            test=[index[p] for p in payload["test"]],
+            seed=payload["seed"],
+            method=payload.get("method", "StratifiedGroupKFold"),
+        )
+
+
+def _one_group_fold(labels, groups, indices, fraction, seed):
+    """Pick about ``fraction`` of ``indices`` as one stratified group fold; returns (rest, fold)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    indices = np.asarray(indices)
+    n_splits = max(2, round(1.0 / fraction))
+    # Fewer groups than folds in a class only happens on toy data; StratifiedGroupKFold copes.
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest, fold = next(splitter.split(indices, labels[indices], groups[indices]))
+    return indices[rest], indices[fold]
+
+
+def split_manifest(manifest: Manifest, *, seed: int, val_fraction=0.15, test_fraction=0.15):
+    """Train / validation / test, stratified by class, near-duplicate groups kept on one side."""
+    labels, groups = manifest.labels, manifest.groups
+    all_idx = np.arange(len(manifest.entries))
+    rest, test = _one_group_fold(labels, groups, all_idx, test_fraction, seed)
+    train, val = _one_group_fold(labels, groups, rest, val_fraction / (1 - test_fraction), seed + 1)
+    return Split(sorted(train.tolist()), sorted(val.tolist()), sorted(test.tolist()), seed)
+
+
+def group_kfold(manifest: Manifest, *, k: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """Stratified group k-fold over the whole manifest: [(train_idx, held_out_idx), ...]."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    labels, groups = manifest.labels, manifest.groups
+    return [
+        (sorted(a.tolist()), sorted(b.tolist()))
+        for a, b in splitter.split(np.zeros(len(labels)), labels, groups)
+    ]
+
+
+def sibling_path(manifest: Manifest, entry: ManifestEntry, tree: str = "Segmented") -> Path | None:
+    """The same file in a sibling tree (``Original/x`` → ``Segmented/x``), if it exists."""
+    root = Path(manifest.root)
+    candidate = root.parent / tree / entry.path
+    return candidate if candidate.is_file() else None

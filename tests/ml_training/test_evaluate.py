@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from ml_training import evaluate
+
+CLASSES = ["Benign", "Early", "Pre", "Pro"]
+
+
+def _probs(pred, k=4, conf=0.9):
+    p = np.full((len(pred), k), (1 - conf) / (k - 1))
+    p[np.arange(len(pred)), pred] = conf
+    return p
+
+
+def test_score_matches_sklearn():
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    pred = np.where(rng.random(200) < 0.8, y, rng.integers(0, 4, 200))
+    s = evaluate.score(y, _probs(pred), CLASSES, n_boot=200)
+    assert s["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert s["weighted_f1"] == pytest.approx(f1_score(y, pred, average="weighted"))
+    assert s["cohen_kappa"] == pytest.approx(cohen_kappa_score(y, pred))
+    assert s["accuracy"] == pytest.approx((y == pred).mean())
+    lo, hi = s["ci95"]["macro_f1"]
+    assert lo <= s["macro_f1"] <= hi
+    assert np.array(s["confusion_matrix"]).sum() == 200
+    assert not s["collapsed"]
+    # constant confidence 0.9 with ~85% accuracy: ECE is the gap
+    assert s["ece"] == pytest.approx(abs(0.9 - s["accuracy"]), abs=1e-9)
+
+
+def test_collapsed_member_is_flagged():
+    y = np.repeat(np.arange(4), 10)
+    s = evaluate.score(y, _probs(np.full(40, 2)), CLASSES, n_boot=0)
+    assert s["collapsed"] and s["pred_histogram"] == [0, 0, 40, 0]
+
+
+def test_agreement_shares():
+    members = np.array([[0, 1, 2, 3], [0, 1, 2, 0], [0, 2, 1, 1]])
+    ens = np.array([0, 1, 2, 3])
+    ag = evaluate.agreement(members, ens, ["a", "b", "c"], np.array([0, 1, 2, 3]))
+    assert ag["unanimous"] == 0.25 and ag["majority"] == 0.5 and ag["split"] == 0.25
+    assert ag["pairwise"]["a"]["b"] == 0.75
+
+
+def test_plots_are_written(tmp_path):
+    y = np.repeat(np.arange(4), 5)
+    s = evaluate.score(y, _probs(y), CLASSES, n_boot=10)
+    evaluate.plot_confusion(s["confusion_matrix"], CLASSES, "t", tmp_path / "c.png")
+    evaluate.plot_roc(y, _probs(y), CLASSES, "t", tmp_path / "r.png")
+    evaluate.plot_reliability(s["reliability"], s["ece"], "t", tmp_path / "e.png")
+    for name in ("c.png", "r.png", "e.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

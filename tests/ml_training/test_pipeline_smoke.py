@@ -1,0 +1,213 @@
+"""End to end on the smoke profile: synthetic smears → retrain → registered version with metrics
+and plots → evaluate_model --json on it → register_model of the run bundle; and the
+reproducibility check (same seed → same split and metrics within a tolerance)."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from inference.models import ModelVersion
+from ml_training import pipeline, train
+from ml_training.profiles import PROFILES_DIR
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+METRIC_TOLERANCE = 1e-6  # same seed, same machine: op determinism is on in the smoke profile
+
+
+@pytest.fixture
+def smears(tmp_path):
+    out = tmp_path / "smears"
+    call_command("make_synthetic_smears", str(out), "--per-class", "12", "--size", "96")
+    return out
+
+
+def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
+    settings.VAR_DIR = tmp_path / "var"
+    run_dir = tmp_path / "run"
+    call_command(
+        "retrain",
+        "--data-dir",
+        str(smears),
+        "--profile",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        "--seed",
+        "5",
+        "--demo",
+        "--activate",
+        verbosity=0,
+    )
+    version = ModelVersion.objects.get()
+    assert version.is_demo and version.status == ModelVersion.Status.ACTIVE
+    assert version.member_names == ["ResNet50", "VGG16", "MobileNetV2", "Xception", "NASNetLarge"]
+    m = version.metrics
+    assert m["schema"] == "leukemia-portal/metrics/v1"
+    assert set(m["members"]) == set(version.member_names)
+    for key in ("accuracy", "macro_f1", "cohen_kappa", "roc_auc_macro", "ece", "ci95"):
+        assert key in m["ensemble"]
+    assert m["test_set"]["images"] == len(json.loads((run_dir / "split.json").read_text())["test"])
+    assert m["plots"]["confusion_matrix"] == "plots/confusion_ensemble.png"
+    assert m["artifacts"]["plots/confusion_ensemble.png"]["content_type"] == "image/png"
+    assert m["extra"]["training"]["profile"] == "smoke"
+    for name in (
+        "config.json",
+        "manifest.csv",
+        "split.json",
+        "train.log",
+        "bundle.json",
+        "eval/metrics.json",
+        "eval/report.md",
+        "eval/roc_ensemble.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert "DEMO" in version.notes
+
+    # The registered version, loaded from storage, scores the test split as recorded.
+    ctx = train.open_run(run_dir)
+    test_dir = tmp_path / "test-split"
+    for i in ctx.split.test:
+        entry = ctx.manifest.entries[i]
+        dst = test_dir / entry.label / entry.path.split("/")[-1]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(ctx.manifest.abspath(entry).read_bytes())
+    capsys.readouterr()
+    call_command(
+        "evaluate_model",
+        "--data-dir",
+        str(test_dir),
+        "--version",
+        str(version.version),
+        "--json",
+        "--bootstrap",
+        "50",
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test_set"]["images"] == m["test_set"]["images"]
+    assert printed["ensemble"]["accuracy"] == pytest.approx(m["ensemble"]["accuracy"])
+    assert printed["ensemble"]["confusion_matrix"] == m["ensemble"]["confusion_matrix"]
+
+    # The model card renders from the run folder alone.
+    card = tmp_path / "docs" / "model-card.md"
+    call_command(
+        "render_model_card", str(run_dir), "--out", str(card), "--version", str(version.version)
+    )
+    text = card.read_text()
+    assert f"{m['ensemble']['macro_f1']:.4f}" in text and "No patient-level split" in text
+    assert (tmp_path / "docs" / "model-card" / "confusion_ensemble.png").is_file()
+
+    # The run folder is a bundle another machine could hand over.
+    call_command("register_model", str(run_dir))
+    again = ModelVersion.objects.order_by("-version").first()
+    assert again.version == version.version + 1 and again.is_demo
+    assert [x["sha256"] for x in again.members] == [x["sha256"] for x in version.members]
+    call_command("activate_model", str(again.version))
+    again.refresh_from_db()
+    assert again.status == ModelVersion.Status.ACTIVE
+
+
+def test_register_model_rejects_a_tampered_bundle(tmp_path, smears, settings):
+    from django.core.management.base import CommandError
+
+    settings.VAR_DIR = tmp_path / "var"
+    run_dir = tmp_path / "run"
+    profile = _small_profile(tmp_path)
+    pipeline.retrain(
+        data_dir=smears, profile=profile, seed=1, run_dir=run_dir, register=False, progress=False
+    )
+    bundle = json.loads((run_dir / "bundle.json").read_text())
+    bundle["members"][0]["sha256"] = "0" * 64
+    (run_dir / "bundle.json").write_text(json.dumps(bundle))
+    with pytest.raises(CommandError, match="sha256"):
+        call_command("register_model", str(run_dir))
+    assert not ModelVersion.objects.exists()
+
+
+def _small_profile(tmp_path):
+    """The smoke profile restricted to two fast members (the rest of the recipe unchanged)."""
+    smoke = json.loads((PROFILES_DIR / "smoke.json").read_text())
+    smoke["name"] = "smoke-2"
+    smoke["members"] = [m for m in smoke["members"] if m["name"] in ("MobileNetV2", "ResNet50")]
+    path = tmp_path / "smoke-2.json"
+    path.write_text(json.dumps(smoke))
+    return path
+
+
+def test_same_seed_same_split_and_metrics(tmp_path, smears, settings):
+    settings.VAR_DIR = tmp_path / "var"
+    profile = _small_profile(tmp_path)
+    runs = []
+    for k in range(2):
+        ctx, version, metrics = pipeline.retrain(
+            data_dir=smears,
+            profile=profile,
+            seed=11,
+            run_dir=tmp_path / f"run{k}",
+            register=False,
+            progress=False,
+        )
+        runs.append((ctx, metrics))
+    (a, ma), (b, mb) = runs
+    assert (a.split.train, a.split.val, a.split.test) == (b.split.train, b.split.val, b.split.test)
+    assert a.config["data_fingerprint"] == b.config["data_fingerprint"]
+    for name in ("accuracy", "macro_f1", "ece"):
+        assert ma["ensemble"][name] == pytest.approx(mb["ensemble"][name], abs=METRIC_TOLERANCE)
+    for member in ma["members"]:
+        assert (
+            ma["members"][member]["confusion_matrix"] == mb["members"][member]["confusion_matrix"]
+        )
+    ha = json.loads((a.run_dir / "members" / "MobileNetV2.json").read_text())["history"]
+    hb = json.loads((b.run_dir / "members" / "MobileNetV2.json").read_text())["history"]
+    assert ha[0]["loss"] == pytest.approx(hb[0]["loss"], rel=1e-4)
+
+
+def test_resume_skips_finished_members(tmp_path, smears, settings):
+    settings.VAR_DIR = tmp_path / "var"
+    profile = _small_profile(tmp_path)
+    ctx = train.prepare_run(data_dir=smears, profile=profile, seed=2, run_dir=tmp_path / "run")
+    train.train_run(ctx, progress=False, only=["MobileNetV2"])
+    before = (ctx.run_dir / "members" / "MobileNetV2.keras").stat().st_mtime_ns
+    ctx2, _, metrics = pipeline.retrain(resume=ctx.run_dir, register=False, progress=False)
+    assert (ctx2.run_dir / "members" / "MobileNetV2.keras").stat().st_mtime_ns == before
+    assert set(metrics["members"]) == {"MobileNetV2", "ResNet50"}
+    assert ctx2.read_state()["status"] == "evaluated"
+
+
+def test_missing_imagenet_weights_is_a_clear_error(tmp_path, smears):
+    with pytest.raises(FileNotFoundError, match="ImageNet weights for"):
+        train.prepare_run(
+            data_dir=smears, profile="smoke", run_dir=tmp_path / "r", weights_dir=tmp_path
+        )
+
+
+def test_segmented_twins_and_mask_iou_are_reported(tmp_path, settings):
+    """A dataset root with Original/ and Segmented/ (like the Taleqani release)."""
+    import numpy as np
+    from PIL import Image
+
+    from inference.segmentation import segment
+    from ml_training.synthetic import make_synthetic_dataset
+
+    settings.VAR_DIR = tmp_path / "var"
+    root = tmp_path / "dataset"
+    make_synthetic_dataset(root / "Original", per_class=8, seed=4, size=96)
+    for src in (root / "Original").rglob("*.png"):
+        dst = root / "Segmented" / src.relative_to(root / "Original")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(segment(np.asarray(Image.open(src).convert("RGB")), None)).save(dst)
+    ctx, version, metrics = pipeline.retrain(
+        data_dir=root,
+        profile=_small_profile(tmp_path),
+        seed=3,
+        run_dir=tmp_path / "run",
+        progress=False,
+        is_demo=True,
+    )
+    assert ctx.manifest.root.endswith("Original")
+    iou = metrics["extra"]["segmentation_iou"]
+    assert iou["available"] and iou["mean_iou"] > 0.99  # the reference is our own segmentation
+    seg = metrics["extra"]["segmented"]
+    assert seg["test_set"]["images"] == metrics["test_set"]["images"]
+    assert version.metrics["extra"]["segmented"]["ensemble"]["accuracy"] is not None
