@@ -96,19 +96,25 @@ def run_benchmark(*, engine, images: int = 64, batch: int = 16, seed: int = 0) -
     engine_total = time.perf_counter() - t0
     engine_timing = Timing.from_latencies([r.inference_ms for r in engine_results], engine_total)
 
-    # --- plain: one model.predict per image per member.
+    # --- plain: one model.predict per image per member, on the same pixels the engine uses.
+    import keras
+
+    from inference.engine import member_resizing
+
     cfg = engine.preprocessing
-    member_cfgs = [
-        preprocessing.resolve_config({"input_size": int(m.input_shape[1])}, cfg)
+    resizers = [
+        member_resizing(int(m.input_shape[1]), cfg["input_size"], cfg["interpolation"])
+        if int(m.input_shape[1]) != cfg["input_size"]
+        else None
         for m in engine.member_models
     ]
 
     def plain_one(raw: bytes) -> np.ndarray:
-        rgb = preprocessing.decode_image(raw)
+        x = preprocessing.load_and_prepare(raw, cfg)[None].astype(np.float32)
         rows = []
-        for model, mcfg in zip(engine.member_models, member_cfgs, strict=True):
-            x = preprocessing.prepare(rgb, mcfg)[None].astype(np.float32)
-            rows.append(model.predict(x, verbose=0)[0])
+        for model, resize in zip(engine.member_models, resizers, strict=True):
+            member_x = x if resize is None else keras.ops.convert_to_numpy(resize(x))
+            rows.append(model.predict(member_x, verbose=0)[0])
         return np.stack(rows)
 
     plain_one(data[0])  # warm-up

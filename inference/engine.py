@@ -36,13 +36,29 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16
 
 # keras.layers.Resizing interpolation for each preprocessing interpolation name.
-_KERAS_INTERPOLATION = {
+KERAS_INTERPOLATION = {
     "area": "area",
     "bilinear": "bilinear",
     "bicubic": "bicubic",
     "nearest": "nearest",
     "lanczos": "lanczos3",
 }
+
+
+def member_resizing(size: int, from_size: int, interpolation: str, *, name=None):
+    """The resize from the version's input size to a member's own input size.
+
+    The one definition used by the fused serving model and by training, so a member trained
+    at a smaller size sees exactly the pixels it will be served (antialiased when downscaling,
+    which averages like OpenCV's INTER_AREA).
+    """
+    return keras.layers.Resizing(
+        size,
+        size,
+        interpolation=KERAS_INTERPOLATION.get(interpolation, interpolation),
+        antialias=size < from_size,
+        name=name,
+    )
 
 
 def build_fused_model(
@@ -75,13 +91,7 @@ def build_fused_model(
             raise ValueError(f"member {name!r} takes {channels} channels, not 3")
         x = inputs
         if (height, width) != (input_size, input_size):
-            x = keras.layers.Resizing(
-                height,
-                width,
-                interpolation=_KERAS_INTERPOLATION.get(interpolation, interpolation),
-                antialias=height < input_size,  # downscaling: average like cv2's INTER_AREA
-                name=f"resize_{name}",
-            )(inputs)
+            x = member_resizing(height, input_size, interpolation, name=f"resize_{name}")(inputs)
         model.name = f"member_{name}"
         outputs.append(model(x, training=False))
     stacked = keras.ops.stack(outputs, axis=1)

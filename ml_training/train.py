@@ -220,11 +220,9 @@ def load_images(paths: list[Path], preprocessing: dict, member_size: int | None 
 def resize_like_engine(images: np.ndarray, size: int, interpolation: str, batch: int = 256):
     import keras
 
-    from inference.engine import _KERAS_INTERPOLATION
+    from inference.engine import member_resizing
 
-    layer = keras.layers.Resizing(
-        size, size, interpolation=_KERAS_INTERPOLATION.get(interpolation, interpolation)
-    )
+    layer = member_resizing(size, int(images.shape[1]), interpolation)
     chunks = [
         keras.ops.convert_to_numpy(layer(images[i : i + batch].astype(np.float32)))
         for i in range(0, len(images), batch)
