@@ -84,24 +84,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             {"fields": ("preprocessing_display", "data_fingerprint", "code_version")},
         ),
     )
-    readonly_fields = (
-        "version",
-        "name",
-        "status",
-        "is_demo",
-        "notes",
-        "created_at",
-        "activated_at",
-        "activated_by",
-        "members_table",
-        "class_names_display",
-        "macro_f1_display",
-        "metrics_display",
-        "artifacts_display",
-        "preprocessing_display",
-        "data_fingerprint",
-        "code_version",
-    )
+    # Every field shown is read-only: registration and the actions are the only writes.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     def has_add_permission(self, request):
         return False
