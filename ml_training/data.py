@@ -300,13 +300,49 @@ def _one_group_fold(labels, groups, indices, fraction, seed):
     return indices[rest], indices[fold]
 
 
-def split_manifest(manifest: Manifest, *, seed: int, val_fraction=0.15, test_fraction=0.15):
-    """Train / validation / test, stratified by class, near-duplicate groups kept on one side."""
+def split_manifest(
+    manifest: Manifest,
+    *,
+    seed: int,
+    val_fraction=0.15,
+    test_fraction=0.15,
+    cv_folds: int | None = None,
+    cv_fold: int | None = None,
+):
+    """Train / validation / test, stratified by class, near-duplicate groups kept on one side.
+
+    With ``cv_folds`` K and ``cv_fold`` I (1..K) the test split is fold I of a stratified group
+    K-fold over the whole manifest (``group_kfold`` with the same seed), so K runs with the
+    same seed test every image exactly once; the validation split is then carved from the
+    other folds (``val_fraction`` of all images).
+    """
     labels, groups = manifest.labels, manifest.groups
     all_idx = np.arange(len(manifest.entries))
-    rest, test = _one_group_fold(labels, groups, all_idx, test_fraction, seed)
-    train, val = _one_group_fold(labels, groups, rest, val_fraction / (1 - test_fraction), seed + 1)
-    return Split(sorted(train.tolist()), sorted(val.tolist()), sorted(test.tolist()), seed)
+    method = "StratifiedGroupKFold"
+    check_cv(cv_folds, cv_fold)
+    if cv_folds is None:
+        rest, test = _one_group_fold(labels, groups, all_idx, test_fraction, seed)
+        test_share = test_fraction
+    else:
+        rest, test = (
+            np.asarray(p) for p in group_kfold(manifest, k=cv_folds, seed=seed)[cv_fold - 1]
+        )
+        test_share = 1.0 / cv_folds
+        method = f"StratifiedGroupKFold, test = fold {cv_fold} of {cv_folds}"
+    train, val = _one_group_fold(labels, groups, rest, val_fraction / (1 - test_share), seed + 1)
+    return Split(
+        sorted(train.tolist()), sorted(val.tolist()), sorted(test.tolist()), seed, method=method
+    )
+
+
+def check_cv(cv_folds: int | None, cv_fold: int | None) -> None:
+    """Both or neither; at least 3 folds (two would leave half the data untrained on)."""
+    if (cv_folds is None) != (cv_fold is None):
+        raise ValueError("cross-validation needs both the number of folds and the fold to test")
+    if cv_folds is not None and not (cv_folds >= 3 and 1 <= cv_fold <= cv_folds):
+        raise ValueError(
+            f"fold {cv_fold} of {cv_folds}: need at least 3 folds and 1 <= fold <= folds"
+        )
 
 
 def group_kfold(manifest: Manifest, *, k: int, seed: int) -> list[tuple[list[int], list[int]]]:

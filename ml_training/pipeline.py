@@ -182,6 +182,8 @@ def retrain(
     progress: bool = True,
     register: bool = True,
     user=None,
+    cv_folds: int | None = None,
+    cv_fold: int | None = None,
 ):
     """The whole pipeline. Returns (run context, ModelVersion or None, metrics dict)."""
     t0 = time.time()
@@ -192,7 +194,13 @@ def retrain(
         if data_dir is None:
             raise ValueError("--data-dir is required unless --resume is given")
         ctx = train.prepare_run(
-            data_dir=data_dir, profile=profile, seed=seed, run_dir=run_dir, weights_dir=weights_dir
+            data_dir=data_dir,
+            profile=profile,
+            seed=seed,
+            run_dir=run_dir,
+            weights_dir=weights_dir,
+            cv_folds=cv_folds,
+            cv_fold=cv_fold,
         )
     handler = train.attach_log_file(ctx.run_dir)
     try:

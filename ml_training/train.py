@@ -136,10 +136,17 @@ def prepare_run(
     seed: int = 42,
     run_dir: Path | None = None,
     weights_dir: Path | None = None,
+    cv_folds: int | None = None,
+    cv_fold: int | None = None,
 ) -> RunContext:
-    """Create a run folder: resolved config, manifest (deduplicated) and split."""
+    """Create a run folder: resolved config, manifest (deduplicated) and split.
+
+    ``cv_folds``/``cv_fold`` make the test split one fold of a stratified group k-fold
+    (``data.split_manifest``); ``manage.py cv_report`` summarises the runs of all folds.
+    """
     from inference.registry import code_version
 
+    data_mod.check_cv(cv_folds, cv_fold)
     prof = load_profile(profile)
     run_dir = Path(run_dir) if run_dir else default_run_dir(prof["name"])
     if (run_dir / "config.json").exists():
@@ -154,6 +161,8 @@ def prepare_run(
         seed=seed,
         val_fraction=prof["split"]["val_fraction"],
         test_fraction=prof["split"]["test_fraction"],
+        cv_folds=cv_folds,
+        cv_fold=cv_fold,
     )
     manifest.save(run_dir)
     split.save(run_dir, manifest)
@@ -164,6 +173,7 @@ def prepare_run(
         "data_root": manifest.root,
         "weights_dir": str(Path(weights_dir).resolve()) if weights_dir else None,
         "data_fingerprint": manifest.fingerprint(),
+        "cv": {"folds": cv_folds, "fold": cv_fold} if cv_folds else None,
         "code_version": code_version(),
         "created_at": _now(),
         "manifest_seconds": round(time.time() - t0, 2),

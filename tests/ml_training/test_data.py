@@ -128,3 +128,26 @@ def test_manifest_and_split_round_trip(tmp_path, dup_dir):
     assert (s2.train, s2.val, s2.test) == (s.train, s.val, s.test)
     counts = json.loads((tmp_path / "split.json").read_text())["counts"]
     assert sum(sum(c.values()) for c in counts.values()) == len(m.entries)
+
+
+def test_cv_folds_test_every_image_once_and_keep_groups_together():
+    m = _fake_manifest()
+    tests = []
+    for fold in (1, 2, 3):
+        s = data.split_manifest(m, seed=4, val_fraction=0.15, cv_folds=3, cv_fold=fold)
+        parts = [set(s.train), set(s.val), set(s.test)]
+        assert sum(len(p) for p in parts) == len(m.entries)
+        for a in range(3):
+            for b in range(a + 1, 3):
+                assert not set(m.groups[list(parts[a])]) & set(m.groups[list(parts[b])])
+        assert s.method == f"StratifiedGroupKFold, test = fold {fold} of 3"
+        # the validation split is about val_fraction of all images, taken from the other folds
+        assert abs(len(s.val) / len(m.entries) - 0.15) < 0.06
+        tests.append(s.test)
+    assert sorted(i for t in tests for i in t) == list(range(len(m.entries)))
+
+
+@pytest.mark.parametrize(("folds", "fold"), [(5, None), (None, 2), (2, 1), (5, 0), (5, 6)], ids=str)
+def test_cv_options_are_checked(folds, fold):
+    with pytest.raises(ValueError, match="fold"):
+        data.split_manifest(_fake_manifest(), seed=1, cv_folds=folds, cv_fold=fold)

@@ -26,6 +26,18 @@ class Command(BaseCommand):
         parser.add_argument("--demo", action="store_true", help="register marked DEMO")
         parser.add_argument("--no-register", action="store_true", help="train and evaluate only")
         parser.add_argument("--notes", default="")
+        parser.add_argument(
+            "--cv-folds",
+            type=int,
+            metavar="K",
+            help="cross-validation: test on one fold of a stratified group K-fold (with --cv-fold)",
+        )
+        parser.add_argument(
+            "--cv-fold",
+            type=int,
+            metavar="I",
+            help="the fold (1..K) to hold out as the test split; summarise runs with cv_report",
+        )
 
     def handle(self, *args, **opts):
         from ml_training.evaluate import report_markdown
@@ -47,6 +59,8 @@ class Command(BaseCommand):
                 notes=opts["notes"],
                 register=not opts["no_register"],
                 progress=opts["verbosity"] >= 1,
+                cv_folds=opts["cv_folds"],
+                cv_fold=opts["cv_fold"],
             )
         except TrainingInterrupted as exc:
             self.stderr.write(self.style.WARNING(str(exc)))
