@@ -5,8 +5,9 @@ the same process, with the same member models (loaded once, each as its own Kera
 
 * engine: ``EnsembleEngine.classify`` — one fused model call per batch of ``batch`` images;
   per-image latency is the batch's time divided by its size.
-* plain: for each image, decode and prepare it, then ``model.predict`` on that single image for
-  every member in turn, then vote; per-image latency is that image's time.
+* plain: for each image, decode and prepare it, then ``model.predict`` on that single image (with
+  its test-time views, when the version has them) for every member in turn, then vote;
+  per-image latency is that image's time.
 
 Both are warmed up first (graph tracing is not timed). Keras is imported through
 ``inference.engine`` only when a benchmark runs.
@@ -46,6 +47,7 @@ class BenchmarkReport:
     version: str
     members: list[str]
     input_size: int
+    tta: str
     images: int
     batch: int
     engine: Timing
@@ -111,10 +113,11 @@ def run_benchmark(*, engine, images: int = 64, batch: int = 16, seed: int = 0) -
 
     def plain_one(raw: bytes) -> np.ndarray:
         x = preprocessing.load_and_prepare(raw, cfg)[None].astype(np.float32)
+        views = preprocessing.tta_views(x, cfg["tta"])[:, 0]  # (V, S, S, 3)
         rows = []
         for model, resize in zip(engine.member_models, resizers, strict=True):
-            member_x = x if resize is None else keras.ops.convert_to_numpy(resize(x))
-            rows.append(model.predict(member_x, verbose=0)[0])
+            member_x = views if resize is None else keras.ops.convert_to_numpy(resize(views))
+            rows.append(model.predict(member_x, verbose=0).mean(axis=0))
         return np.stack(rows)
 
     plain_one(data[0])  # warm-up
@@ -143,6 +146,7 @@ def run_benchmark(*, engine, images: int = 64, batch: int = 16, seed: int = 0) -
         version=str(engine.version),
         members=list(engine.member_names),
         input_size=engine.input_size,
+        tta=engine.preprocessing["tta"],
         images=images,
         batch=batch,
         engine=engine_timing,
@@ -158,7 +162,8 @@ def run_benchmark(*, engine, images: int = 64, batch: int = 16, seed: int = 0) -
 def format_report(report: BenchmarkReport) -> str:
     lines = [
         f"Version: {report.version}",
-        f"Members: {', '.join(report.members)} (input {report.input_size} px)",
+        f"Members: {', '.join(report.members)} (input {report.input_size} px, "
+        f"test-time views: {report.tta})",
         f"Images: {report.images} synthetic 256x256 PNG, engine batch size {report.batch}",
         "",
         f"{'approach':<38}{'images/s':>10}{'mean ms/img':>14}{'p95 ms/img':>13}{'total s':>10}",

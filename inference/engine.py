@@ -67,6 +67,7 @@ def build_fused_model(
     input_size: int,
     *,
     interpolation: str = "bilinear",
+    tta: str = "none",
 ) -> keras.Model:
     """One model computing every member: input (N, S, S, 3) float32 0..255 → (N, members, C).
 
@@ -74,7 +75,9 @@ def build_fused_model(
     (``interpolation`` is a preprocessing interpolation name). Prefer members trained at the
     version's ``input_size``: TensorFlow's resize is close to, not identical with, OpenCV's.
     The member models are renamed ``member_<name>`` so that members of the same architecture
-    can coexist.
+    can coexist. With test-time views (``tta``, see ``preprocessing.TTA_VIEWS``) the views are
+    stacked along the batch axis, each member runs once on all of them and its probabilities
+    are averaged over the views.
     """
     if len(member_models) != len(names) or not names:
         raise ValueError("build_fused_model needs one name per member and at least one member")
@@ -84,18 +87,33 @@ def build_fused_model(
     if len(classes) != 1:
         raise ValueError(f"members disagree on the number of classes: {sorted(classes)}")
     inputs = keras.Input(shape=(input_size, input_size, 3), dtype="float32", name="ensemble_image")
+    views = preprocessing.TTA_VIEWS[tta]
+    x_all = inputs
+    if len(views) > 1:
+        x_all = keras.ops.concatenate([_view(inputs, *flips) for flips in views], axis=0)
     outputs = []
     for model, name in zip(member_models, names, strict=True):
         _, height, width, channels = model.input_shape
         if channels != 3:
             raise ValueError(f"member {name!r} takes {channels} channels, not 3")
-        x = inputs
+        x = x_all
         if (height, width) != (input_size, input_size):
-            x = member_resizing(height, input_size, interpolation, name=f"resize_{name}")(inputs)
+            x = member_resizing(height, input_size, interpolation, name=f"resize_{name}")(x_all)
         model.name = f"member_{name}"
-        outputs.append(model(x, training=False))
+        probs = model(x, training=False)
+        if len(views) > 1:
+            probs = keras.ops.mean(
+                keras.ops.reshape(probs, (len(views), -1, int(probs.shape[-1]))), axis=0
+            )
+        outputs.append(probs)
     stacked = keras.ops.stack(outputs, axis=1)
     return keras.Model(inputs, stacked, name="fused_ensemble")
+
+
+def _view(x, flip_rows: bool, flip_cols: bool):
+    if flip_rows:
+        x = keras.ops.flip(x, axis=1)
+    return keras.ops.flip(x, axis=2) if flip_cols else x
 
 
 @dataclass(eq=False)
@@ -116,16 +134,22 @@ class EnsembleEngine:
 
     @classmethod
     def from_version(
-        cls, version: ModelVersion, *, batch_size: int = DEFAULT_BATCH_SIZE
+        cls,
+        version: ModelVersion,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        tta: str | None = None,
     ) -> EnsembleEngine:
         """Load every member artifact (sha256-verified) and fuse them.
 
+        ``tta`` overrides the version's test-time views, for evaluation only ("what would this
+        version score with them"); serving always runs the version's own config.
         Raises ``ArtifactIntegrityError`` naming the member whose file is missing, corrupt,
         unloadable or does not fit the version (input size, number of classes).
         """
         from inference.registry import artifact_local_path
 
-        cfg = preprocessing.resolve_config(version.preprocessing)
+        cfg = preprocessing.resolve_config({"tta": tta}, version.preprocessing)
         if not version.members:
             raise ArtifactIntegrityError(f"{version} has no members")
         # Every checksum first: a bad artifact is reported before minutes of loading.
@@ -142,19 +166,43 @@ class EnsembleEngine:
             _check_member(model, member, version)
             models.append(model)
             names.append(member["name"])
-        fused = build_fused_model(
-            models, names, cfg["input_size"], interpolation=cfg["interpolation"]
+        engine = cls.from_models(version, models, names, cfg, batch_size=batch_size)
+        logger.info(
+            "loaded %s: members %s, input %s px, test-time views %s",
+            version,
+            names,
+            cfg["input_size"],
+            cfg["tta"],
         )
-        logger.info("loaded %s: members %s, input %s px", version, names, cfg["input_size"])
+        return engine
+
+    @classmethod
+    def from_models(
+        cls,
+        version: ModelVersion,
+        models: Sequence[keras.Model],
+        names: Sequence[str],
+        config: dict[str, Any],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> EnsembleEngine:
+        """Fuse loaded member models under ``version`` (saved or not) with a resolved config."""
+        fused = build_fused_model(
+            models,
+            names,
+            config["input_size"],
+            interpolation=config["interpolation"],
+            tta=config["tta"],
+        )
         return cls(
             version=version,
             fused_model=fused,
-            member_models=models,
-            member_names=names,
+            member_models=list(models),
+            member_names=list(names),
             class_names=list(version.class_names),
-            preprocessing=cfg,
+            preprocessing=config,
             batch_size=batch_size,
-            fingerprint=version_fingerprint(version),
+            fingerprint=version_fingerprint(version, config),
         )
 
     @property
@@ -226,12 +274,14 @@ class EnsembleEngine:
         )
 
 
-def version_fingerprint(version: ModelVersion) -> tuple:
-    """What determines a version's predictions: members' artifacts, classes and preprocessing."""
+def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = None) -> tuple:
+    """What determines a version's predictions: members' artifacts, classes and preprocessing
+    (``config`` when the engine runs another config than the version's own)."""
     members = tuple(
-        (m["name"], m["architecture"], int(m["input_size"]), m["sha256"]) for m in version.members
+        (m["name"], m["architecture"], int(m["input_size"]), m.get("sha256"))
+        for m in version.members
     )
-    cfg = preprocessing.resolve_config(version.preprocessing)
+    cfg = preprocessing.resolve_config(config if config is not None else version.preprocessing)
     return (members, tuple(version.class_names), repr(sorted(cfg.items())))
 
 

@@ -9,6 +9,7 @@ The config is a small timm-style dict (``timm.data.resolve_data_config`` is the 
         "interpolation": "area",                 # area | bilinear | bicubic | nearest | lanczos
         "contrast": {"method": "none"},          # none | clahe | stretch (see CONTRAST_DEFAULTS)
         "segmentation": None,                    # None, or a dict for inference.segmentation
+        "tta": "none",                           # none | flips (test-time views, see TTA_VIEWS)
     }
 
 A :class:`~inference.models.ModelVersion` stores the resolved dict in ``preprocessing``; serving
@@ -53,13 +54,24 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inference.exceptions import ImageDecodeError
 
-CONFIG_KEYS = ("input_size", "interpolation", "contrast", "segmentation")
+CONFIG_KEYS = ("input_size", "interpolation", "contrast", "segmentation", "tta")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "input_size": 128,
     "interpolation": "area",
     "contrast": {"method": "none"},
     "segmentation": None,
+    "tta": "none",
+}
+
+# Test-time augmentation: the views of each prepared image that every member is run on, as
+# (flip rows, flip columns) pairs; a member's probabilities are averaged over the views before
+# the vote. ``flips`` adds the vertical, horizontal and double flip: training flips both ways
+# and a smear field has no up or left. Serving applies the views inside the fused model
+# (``inference.engine``); ``tta_views`` is the NumPy twin.
+TTA_VIEWS: dict[str, tuple[tuple[bool, bool], ...]] = {
+    "none": ((False, False),),
+    "flips": ((False, False), (True, False), (False, True), (True, True)),
 }
 
 INTERPOLATIONS = {
@@ -140,7 +152,16 @@ def resolve_config(
         "interpolation": _validate_interpolation(merged["interpolation"]),
         "contrast": _validate_contrast(merged["contrast"]),
         "segmentation": _validate_segmentation(merged["segmentation"]),
+        "tta": _validate_tta(merged["tta"]),
     }
+
+
+def _validate_tta(value: Any) -> str:
+    if value is False:
+        return "none"
+    if not isinstance(value, str) or value.lower() not in TTA_VIEWS:
+        raise ValueError(f"unknown tta {value!r}; choose one of {sorted(TTA_VIEWS)}")
+    return value.lower()
 
 
 def _validate_input_size(value: Any) -> int:
@@ -391,6 +412,16 @@ def prepare_batch(
         else:
             batch[i] = load_and_prepare(item, cfg)
     return batch
+
+
+def tta_views(batch: np.ndarray, tta: str) -> np.ndarray:
+    """The test-time views of a prepared batch (N, S, S, 3): (V, N, S, S, 3), view 0 = as is."""
+    batch = np.asarray(batch)
+    views = []
+    for flip_rows, flip_cols in TTA_VIEWS[tta]:
+        view = batch[:, ::-1] if flip_rows else batch
+        views.append(view[:, :, ::-1] if flip_cols else view)
+    return np.stack(views)
 
 
 def apply_contrast(rgb: np.ndarray, contrast: Mapping[str, Any]) -> np.ndarray:

@@ -176,13 +176,30 @@ def render(
     add("## Preprocessing and training")
     add("")
     pre = profile["preprocessing"]
+    contrast = pre["contrast"]["method"]
+    tta = pre.get("tta", "none")
     add(
         f"Serving and training share `inference.preprocessing` with the version's config: "
         f"`{json.dumps(pre)}` — decode, squash-resize to {pre['input_size']}×{pre['input_size']} "
-        f"({pre['interpolation']}), no contrast step, no segmentation (the model sees the "
-        "Original field). Members trained at a smaller size get the fused serving model's "
+        f"({pre['interpolation']}), "
+        + ("no contrast step, " if contrast == "none" else f"contrast `{contrast}`, ")
+        + (
+            "no segmentation (the model sees the Original field). "
+            if not pre["segmentation"]
+            else "HSV / Otsu segmentation (`inference.segmentation`). "
+        )
+        + "Members trained at a smaller size get the fused serving model's "
         "`Resizing` from that input, in training too. Each member scales its input itself "
         "(`InputScaling`)."
+        + (
+            ""
+            if tta == "none"
+            else f" Test-time views (`{tta}`, serving and evaluation only): each member "
+            "classifies the image and its vertical, horizontal and double flip, and its "
+            "probabilities are averaged over the four views before the vote."
+            if tta == "flips"
+            else f" Test-time views: `{tta}`."
+        )
     )
     add("")
     aug = profile.get("augment", {})
@@ -206,11 +223,21 @@ def render(
     )
     add("")
     if t.get("prior_correction"):
+        corrections = {
+            name: i["prior_correction"]
+            for name, i in members_info.items()
+            if i.get("prior_correction")
+        }
+        kept = [n for n, c in corrections.items() if c.get("kept", True)]
+        dropped = [n for n, c in corrections.items() if not c.get("kept", True)]
         add(
             "After training, each member's softmax bias gets log(class frequency of the training "
             "split) added (post-hoc logit adjustment): balanced batches train a member for equal "
-            "class priors, and the data's own priors are restored for prediction. The validation "
-            "macro-F1 below is after that correction, in float32."
+            "class priors, and the data's own priors are restored for prediction. The correction "
+            "is kept only when it does not lower the member's validation macro-F1: kept for "
+            f"{', '.join(kept) or 'none'}"
+            + (f"; not kept for {', '.join(dropped)}" if dropped else "")
+            + ". The validation macro-F1 below is the stored member's, in float32."
         )
         add("")
     add(

@@ -40,7 +40,7 @@ def engine_for_members(members: list[dict], preprocessing: dict, class_names: li
     import keras
 
     import inference.layers  # noqa: F401 - registers InputScaling
-    from inference.engine import EnsembleEngine, build_fused_model
+    from inference.engine import EnsembleEngine
     from inference.models import ModelVersion
     from inference.preprocessing import resolve_config
 
@@ -49,20 +49,12 @@ def engine_for_members(members: list[dict], preprocessing: dict, class_names: li
     names = [m["name"] for m in members]
     for model, m in zip(models, members, strict=True):
         _check_model(model, m, class_names)
-    fused = build_fused_model(models, names, cfg["input_size"], interpolation=cfg["interpolation"])
     unsaved = ModelVersion(
         members=[{k: v for k, v in m.items() if k != "path"} for m in members],
         preprocessing=cfg,
         class_names=list(class_names),
     )
-    return EnsembleEngine(
-        version=unsaved,
-        fused_model=fused,
-        member_models=models,
-        member_names=names,
-        class_names=list(class_names),
-        preprocessing=cfg,
-    )
+    return EnsembleEngine.from_models(unsaved, models, names, cfg)
 
 
 def _check_model(model, member: dict, class_names: list[str]) -> None:
@@ -543,10 +535,12 @@ def evaluate_registered(
     progress: bool = False,
     out_dir: Path | None = None,
     batch_size: int = 32,
+    tta: str | None = None,
 ) -> dict:
     """Score a registered version (``EnsembleEngine.from_version``: the worker's loading code,
     artifacts fetched from storage and sha256-checked) on a labelled folder, or on one split of
-    a run folder (``run_dir``/``split``; ``segmented`` takes the Segmented twins)."""
+    a run folder (``run_dir``/``split``; ``segmented`` takes the Segmented twins). ``tta``
+    overrides the version's test-time views (what the version would score with them)."""
     from inference.engine import EnsembleEngine
 
     if run_dir is not None:
@@ -568,7 +562,11 @@ def evaluate_registered(
         source = str(Path(data_dir).resolve())
     else:
         raise ValueError("give a data directory or a run folder")
-    engine = EnsembleEngine.from_version(version)
+    engine = EnsembleEngine.from_version(version, tta=tta)
+    test_set = {"name": source, "source": source, "version": version.version}
+    test_set["tta"] = engine.preprocessing["tta"]
+    if tta is not None:
+        test_set["tta_override"] = tta
     return evaluate_engine(
         engine,
         paths,
@@ -579,5 +577,5 @@ def evaluate_registered(
         seed=seed,
         progress=progress,
         batch_size=batch_size,
-        test_set={"name": source, "source": source, "version": version.version},
+        test_set=test_set,
     )

@@ -157,6 +157,7 @@ def test_defaults():
         "interpolation": "area",
         "contrast": {"method": "none"},
         "segmentation": None,
+        "tta": "none",
     }
 
 
@@ -192,6 +193,7 @@ def test_segmentation_false_disables_explicitly():
         ({"contrast": {"method": "stretch", "low": 50, "high": 10}}, "below high"),
         ({"segmentation": "yes"}, "segmentation must be"),
         ({"segmentation": {"working_size": 2}}, "working_size"),
+        ({"tta": "rotations"}, "unknown tta"),
     ],
 )
 def test_invalid_configs_raise_clear_value_errors(config, message):
@@ -202,6 +204,18 @@ def test_invalid_configs_raise_clear_value_errors(config, message):
 def test_non_mapping_raises():
     with pytest.raises(ValueError, match="mapping"):
         pp.resolve_config(["input_size", 3])
+
+
+def test_tta_views_are_the_image_and_its_flips():
+    batch = np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 3)
+    assert pp.tta_views(batch, "none").shape == (1, 2, 3, 3, 3)
+    views = pp.tta_views(batch, "flips")
+    assert views.shape == (4, 2, 3, 3, 3)
+    np.testing.assert_array_equal(views[0], batch)
+    np.testing.assert_array_equal(views[1], batch[:, ::-1])  # upside down
+    np.testing.assert_array_equal(views[2], batch[:, :, ::-1])  # mirrored
+    np.testing.assert_array_equal(views[3], batch[:, ::-1, ::-1])
+    assert pp.resolve_config({"tta": "FLIPS"})["tta"] == "flips"
 
 
 # --- prepare --------------------------------------------------------------------------------

@@ -30,6 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
         parser.add_argument("--out-dir", type=Path, help="also write plots, metrics.json, report")
+        parser.add_argument(
+            "--tta",
+            choices=["none", "flips"],
+            help="evaluate with these test-time views instead of the version's own (analysis "
+            "only: the worker always serves the version's config)",
+        )
 
     def handle(self, *args, **opts):
         from inference.models import ModelVersion
@@ -57,10 +63,13 @@ class Command(BaseCommand):
                 n_boot=opts["bootstrap"],
                 out_dir=opts["out_dir"],
                 progress=not opts["json"] and opts["verbosity"] >= 1,
+                tta=opts["tta"],
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         where = opts["data_dir"] or f"{opts['run_dir']} ({opts['split']} split)"
+        if opts["tta"] is not None:
+            where += f", evaluated with test-time views {opts['tta']!r}"
         if opts["out_dir"]:
             save_metrics(metrics, opts["out_dir"], title=f"{version} on {where}")
         if opts["json"]:
