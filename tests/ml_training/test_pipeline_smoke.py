@@ -211,3 +211,47 @@ def test_segmented_twins_and_mask_iou_are_reported(tmp_path, settings):
     seg = metrics["extra"]["segmented"]
     assert seg["test_set"]["images"] == metrics["test_set"]["images"]
     assert version.metrics["extra"]["segmented"]["ensemble"]["accuracy"] is not None
+
+
+def test_one_cross_validation_fold_end_to_end(tmp_path, smears, settings, capsys):
+    settings.VAR_DIR = tmp_path / "var"
+    run_dir = tmp_path / "fold2"
+    profile_path = _small_profile(tmp_path)
+    profile = json.loads(profile_path.read_text())
+    profile["train"]["prior_correction"] = True
+    profile_path.write_text(json.dumps(profile))
+    call_command(
+        "retrain",
+        "--data-dir",
+        str(smears),
+        "--profile",
+        str(profile_path),
+        "--run-dir",
+        str(run_dir),
+        "--cv-folds",
+        "3",
+        "--cv-fold",
+        "2",
+        "--no-register",
+        verbosity=0,
+    )
+    assert not ModelVersion.objects.exists()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["cv"] == {"folds": 3, "fold": 2}
+    split = json.loads((run_dir / "split.json").read_text())
+    assert split["method"] == "StratifiedGroupKFold, test = fold 2 of 3"
+    total = sum(len(split[k]) for k in ("train", "val", "test"))
+    assert abs(len(split["test"]) / total - 1 / 3) < 0.1
+    capsys.readouterr()
+    call_command("cv_report", str(run_dir), "--json")
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["folds_present"] == [2] and not summary["complete"]
+    assert summary["test_images"] == [len(split["test"])]
+    assert set(summary["models"]) == {"ensemble", "MobileNetV2", "ResNet50"}
+    # the prior correction is kept only when it does not lower the validation macro-F1
+    for name in ("MobileNetV2", "ResNet50"):
+        info = json.loads((run_dir / "members" / f"{name}.json").read_text())
+        pc = info["prior_correction"]
+        kept = pc["val_after"]["macro_f1"] >= pc["val_before"]["macro_f1"]
+        assert pc["kept"] is kept
+        assert info["val"] == (pc["val_after"] if kept else pc["val_before"])

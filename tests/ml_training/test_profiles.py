@@ -1,0 +1,22 @@
+"""The versioned training profiles: every one loads, and the cpu profile keeps its budget."""
+
+import pytest
+
+from inference.architectures import ARCHITECTURES
+from ml_training.profiles import available_profiles, load_profile
+
+# retrain's 60-minute budget on 2 cores minus what is not training: manifest and data loading,
+# evaluation of test + Segmented twins, registration (3.5 min measured) and a margin.
+CPU_TRAINING_MINUTES = 54
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_every_profile_loads_with_all_five_members(name):
+    profile = load_profile(name)
+    assert sorted(m["architecture"] for m in profile["members"]) == sorted(ARCHITECTURES)
+
+
+def test_cpu_profile_caps_every_member_within_the_hour():
+    members = load_profile("cpu")["members"]
+    assert all(m["max_minutes"] for m in members), "a member without a cap can overrun the hour"
+    assert sum(m["max_minutes"] for m in members) <= CPU_TRAINING_MINUTES
