@@ -308,6 +308,10 @@ def render(
     for n, row in zip(names, ens["confusion_matrix"], strict=True):
         add(f"| {n} | " + " | ".join(str(v) for v in row) + " |")
     add("")
+    errors = error_summary(names, ens["confusion_matrix"])
+    if errors:
+        add(errors)
+        add("")
     for name in CARD_PLOTS:
         if (plots_dir / name).is_file():
             add(f"![{name[:-4]}](model-card/{name})")
@@ -395,3 +399,33 @@ def _rel(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path(settings.BASE_DIR).resolve()))
     except (ValueError, ImportError):
         return str(path)
+
+
+def error_summary(names: list[str], confusion: list[list[int]]) -> str:
+    """Where the voted ensemble errs, most frequent confusion first, and how many malignant
+    (non-Benign) images it called Benign: the error that would miss a leukaemia."""
+    pairs = sorted(
+        (
+            (confusion[i][j], names[i], names[j])
+            for i in range(len(names))
+            for j in range(len(names))
+            if i != j and confusion[i][j]
+        ),
+        reverse=True,
+    )
+    if not pairs:
+        return "No test image was misclassified."
+    total = sum(count for count, _, _ in pairs)
+    parts = [f"{count} {true} as {pred}" for count, true, pred in pairs]
+    text = f"Errors: {total} test images ({', '.join(parts)})."
+    if "Benign" in names:
+        b = names.index("Benign")
+        malignant = [i for i in range(len(names)) if i != b]
+        missed = sum(confusion[i][b] for i in malignant)
+        support = sum(sum(confusion[i]) for i in malignant)
+        text += (
+            f" Malignant images called Benign (a missed leukaemia): **{missed} of {support}**"
+            f"; Benign images called malignant: {sum(confusion[b]) - confusion[b][b]} of "
+            f"{sum(confusion[b])}."
+        )
+    return text

@@ -1,0 +1,20 @@
+"""The model card's error summary, which names the clinically worst error."""
+
+from ml_training.model_card import error_summary
+
+NAMES = ["Benign", "Early", "Pre", "Pro"]
+
+
+def test_counts_missed_leukaemia_and_orders_confusions():
+    cm = [[57, 0, 0, 0], [5, 108, 0, 0], [0, 0, 109, 1], [1, 0, 0, 87]]
+    text = error_summary(NAMES, cm)
+    assert text.startswith(
+        "Errors: 7 test images (5 Early as Benign, 1 Pro as Benign, 1 Pre as Pro)"
+    )
+    assert "(a missed leukaemia): **6 of 311**" in text
+    assert "Benign images called malignant: 0 of 57." in text
+
+
+def test_no_errors():
+    cm = [[3, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]]
+    assert error_summary(NAMES, cm) == "No test image was misclassified."
