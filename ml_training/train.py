@@ -326,6 +326,43 @@ class LRPlan:
         return self.lr * (self.min_ratio + (1 - self.min_ratio) * cosine)
 
 
+def build_member_model(member: dict, num_classes: int, weights_dir, precision: str):
+    """A member's Keras model as a profile describes it, built under ``precision``."""
+    import keras
+
+    from inference.architectures import build_member
+
+    previous_policy = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(precision)
+    try:
+        return build_member(
+            member["architecture"],
+            input_size=int(member["input_size"]),
+            num_classes=num_classes,
+            weights_dir=weights_dir,
+            dropout=float(member["dropout"]),
+            bn_momentum=float(member["bn_momentum"]),
+            name=member["name"],
+        )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def compile_member(model, member: dict, plan: LRPlan) -> None:
+    """Optimiser, loss and metrics of a member's training (``plan`` gives the first LR)."""
+    import keras
+
+    model.compile(
+        optimizer=_optimizer(member, plan(0)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(member["label_smoothing"])),
+        metrics=["accuracy"],
+        jit_compile=False,
+        # Eager steps skip tracing the train function (NASNetLarge: over a minute): only for
+        # tiny smoke runs, where tracing costs more than the few steps themselves.
+        run_eagerly=bool(member.get("run_eagerly", False)),
+    )
+
+
 def _optimizer(member: dict, schedule):
     import keras
 
@@ -390,8 +427,6 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     import keras
     from tqdm.auto import tqdm
 
-    from inference.architectures import build_member
-
     prof = ctx.profile
     name = member["name"]
     seed = int(ctx.config["seed"])
@@ -427,33 +462,9 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     weights_dir = ctx.config.get("weights_dir")
     precision = member.get("precision", "float32")
 
-    def build():
-        return build_member(
-            member["architecture"],
-            input_size=member_size,
-            num_classes=num_classes,
-            weights_dir=weights_dir,
-            dropout=float(member["dropout"]),
-            bn_momentum=float(member["bn_momentum"]),
-            name=name,
-        )
-
-    previous_policy = keras.config.dtype_policy().name
-    keras.config.set_dtype_policy(precision)
-    try:
-        model = build()
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    model = build_member_model(member, num_classes, weights_dir, precision)
     plan = LRPlan(member, steps, epochs)
-    model.compile(
-        optimizer=_optimizer(member, plan(0)),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(member["label_smoothing"])),
-        metrics=["accuracy"],
-        jit_compile=False,
-        # Eager steps skip tracing the train function (NASNetLarge: over a minute): only for
-        # tiny smoke runs, where tracing costs more than the few steps themselves.
-        run_eagerly=bool(member.get("run_eagerly", False)),
-    )
+    compile_member(model, member, plan)
     ds = ds.map(lambda x, y: (x, _one_hot(y, num_classes)))
 
     info = {
@@ -597,11 +608,7 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     if precision != "float32":
         # Serve in float32 whatever the training precision (bfloat16 is slow on CPUs without
         # native support): same architecture, the trained (float32) variables copied over.
-        keras.config.set_dtype_policy("float32")
-        try:
-            served = build()
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
+        served = build_member_model(member, num_classes, weights_dir, "float32")
         served.set_weights(model.get_weights())
         model = served
     final = quick_scores(y_val, predict_probs(model, x_val), num_classes)
@@ -697,12 +704,3 @@ def member_specs(ctx: RunContext) -> list[dict]:
         }
         for m in ctx.profile["members"]
     ]
-
-
-def estimate_minutes(profile: dict, train_images: int, img_per_s: dict[str, float]) -> float:
-    """Rough wall time of a profile given measured training throughputs (for planning)."""
-    total = 0.0
-    for m in profile["members"]:
-        steps = m.get("steps_per_epoch") or math.ceil(train_images / m["batch_size"])
-        total += m["epochs"] * steps * m["batch_size"] / img_per_s[m["name"]]
-    return total / 60

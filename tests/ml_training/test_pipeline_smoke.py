@@ -88,6 +88,26 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     assert printed["test_set"]["images"] == m["test_set"]["images"]
     assert printed["ensemble"]["accuracy"] == pytest.approx(m["ensemble"]["accuracy"])
     assert printed["ensemble"]["confusion_matrix"] == m["ensemble"]["confusion_matrix"]
+    assert printed["test_set"]["tta"] == "none"
+
+    # --tta evaluates the version as if it were served with other test-time views.
+    call_command(
+        "evaluate_model",
+        "--run-dir",
+        str(run_dir),
+        "--version",
+        str(version.version),
+        "--tta",
+        "flips",
+        "--json",
+        "--bootstrap",
+        "10",
+    )
+    flipped = json.loads(capsys.readouterr().out)
+    assert flipped["test_set"]["tta"] == flipped["test_set"]["tta_override"] == "flips"
+    assert flipped["test_set"]["images"] == m["test_set"]["images"]
+    version.refresh_from_db()
+    assert version.preprocessing["tta"] == "none"  # the version itself is unchanged
 
     # The model card renders from the run folder alone.
     card = tmp_path / "docs" / "model-card.md"
