@@ -60,6 +60,7 @@ def test_register_stores_files_with_their_sha256(member_files, tmp_path):
         "interpolation": "area",
         "contrast": {"method": "none"},
         "segmentation": None,
+        "tta": "none",
     }
     assert version.code_version
     for member, source in zip(version.members, member_files, strict=True):
