@@ -159,14 +159,19 @@ def build_member(
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> int:
     """Set the momentum of every BatchNormalization layer in ``model`` (nested too); the count."""
+    layers = batchnorm_layers(model)
+    for layer in layers:
+        layer.momentum = float(momentum)
+    return len(layers)
+
+
+def batchnorm_layers(model: keras.Model) -> list:
+    """Every BatchNormalization layer in ``model``, nested models included."""
     import keras
 
-    count = 0
-    for layer in _walk_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = float(momentum)
-            count += 1
-    return count
+    return [
+        layer for layer in _walk_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 def _walk_layers(model):

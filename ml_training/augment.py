@@ -97,11 +97,17 @@ def balanced_train_dataset(
     num_classes: int,
     augment: dict | None = None,
     augment_enabled: bool = True,
+    crop: int | None = None,
 ):
     """An endless tf.data stream of augmented, class-balanced (image, label) batches.
 
-    ``images`` is uint8 (N, S, S, 3); batches are float32 in [0, 255]. Deterministic for a
+    ``images`` is (N, S, S, 3) in [0, 255]; batches are float32 in [0, 255]. Deterministic for a
     given seed. Use :func:`steps_per_epoch` for the length of one balanced epoch.
+
+    ``crop``: every image is cut to a random ``crop`` × ``crop`` window (its own window, drawn
+    before batching) and the random layers run on the window. A fully convolutional member
+    trained on windows of the field at serving scale is served the whole field: it learns the
+    cells at full resolution for the cost of a smaller input.
     """
     import tensorflow as tf
 
@@ -118,6 +124,18 @@ def balanced_train_dataset(
         streams.append(ds)
     order = tf.data.Dataset.range(len(present)).repeat()
     ds = tf.data.Dataset.choose_from_datasets(streams, order)
+    if crop:
+        size = int(images.shape[1])
+        if not 0 < int(crop) <= min(size, int(images.shape[2])):
+            raise ValueError(f"crop {crop} does not fit images of {size} px")
+        window = tf.constant([int(crop), int(crop), int(images.shape[3])])
+
+        def cut(index, item):
+            x, y = item
+            pair = tf.stack([tf.cast(seed, tf.int64) + 104729, index])
+            return tf.image.stateless_random_crop(x, window, seed=pair), y
+
+        ds = ds.enumerate().map(cut, num_parallel_calls=1)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=1)
     if augment_enabled:

@@ -25,6 +25,7 @@ NUM_CLASSES = 4
 class TrainingTiming:
     member: str
     input_size: int
+    train_crop: int | None  # the random window it trains on (None: the whole input)
     batch_size: int
     precision: str
     augment: bool
@@ -48,6 +49,7 @@ def measure_member(
         raise ValueError("steps must be at least 1 and warmup at least 0")
     keras.utils.set_random_seed(seed)
     size, batch = int(member["input_size"]), int(member["batch_size"])
+    crop = train.training_crop(member)
     rng = np.random.default_rng(seed)
     n = max(4 * batch, 64)
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
@@ -60,9 +62,12 @@ def measure_member(
         num_classes=NUM_CLASSES,
         augment=augment,
         augment_enabled=bool(member["augment"]),
+        crop=crop,
     ).map(lambda x, y: (x, train._one_hot(y, NUM_CLASSES)))
     precision = member.get("precision", "float32")
-    model = train.build_member_model(member, NUM_CLASSES, None, precision)
+    model = train.build_member_model(
+        {**member, "input_size": crop or size}, NUM_CLASSES, None, precision
+    )
     train.compile_member(model, member, train.LRPlan(member, steps, 1))
     batches = iter(ds)
     t0 = time.perf_counter()
@@ -78,6 +83,7 @@ def measure_member(
     return TrainingTiming(
         member=member["name"],
         input_size=size,
+        train_crop=crop,
         batch_size=batch,
         precision=precision,
         augment=bool(member["augment"]),
@@ -119,14 +125,18 @@ def run(
 
 
 def table_header(*, epoch_images: int | None = None) -> str:
-    head = f"{'member':<13}{'px':>5}{'batch':>7}  {'precision':<16}{'img/s':>8}{'ms/step':>9}"
-    return head + f"{'first step s':>14}" + (f"{'min/epoch':>11}" if epoch_images else "")
+    head = f"{'member':<13}{'px':>5}{'crop':>6}{'batch':>7}  {'precision':<16}"
+    return (
+        head
+        + f"{'img/s':>8}{'ms/step':>9}{'first step s':>14}"
+        + (f"{'min/epoch':>11}" if epoch_images else "")
+    )
 
 
 def table_row(t: TrainingTiming, *, epoch_images: int | None = None) -> str:
     line = (
-        f"{t.member:<13}{t.input_size:>5}{t.batch_size:>7}  {t.precision:<16}"
-        f"{t.images_per_s:>8.1f}{t.ms_per_step:>9.0f}{t.trace_s:>14.1f}"
+        f"{t.member:<13}{t.input_size:>5}{t.train_crop or '-':>6}{t.batch_size:>7}  "
+        f"{t.precision:<16}{t.images_per_s:>8.1f}{t.ms_per_step:>9.0f}{t.trace_s:>14.1f}"
     )
     if epoch_images:
         line += f"{t.epoch_minutes(epoch_images):>11.2f}"

@@ -393,17 +393,35 @@ def refresh_bn_statistics(
 ) -> None:
     """Re-estimate BatchNorm moving statistics for the current weights ("precise BN").
 
-    Forward passes in training mode over un-augmented training images, no weight update: with
-    momentum 0.9, 16 batches leave under a fifth of the old, lagging statistics. This is what
-    keeps a from-scratch member from collapsing onto one class in inference mode while its
-    training accuracy looks fine.
+    Forward passes in training mode over un-augmented training images, no weight update. Each
+    BatchNorm layer's statistics become the plain average of its batch statistics over the
+    ``batches`` batches (momentum k / (k + 1) at the k-th, from 0), drawn without replacement:
+    every batch counts the same, and nothing of the old, lagging statistics is left. This is
+    what keeps a from-scratch member from collapsing onto one class in inference mode while its
+    training accuracy looks fine. With an exponential average instead (momentum 0.9 over 16
+    batches), the statistics rest mostly on the last few batches and the same weights scored
+    0.972 to 0.988 validation macro-F1 depending on the draw (MobileNetV2, cpu profile): the
+    best epoch was then picked partly for a lucky draw.
     """
+    from inference.architectures import batchnorm_layers
+
     if batches <= 0 or not len(images):
         return
-    rng = np.random.default_rng(seed)
-    for _ in range(batches):
-        idx = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
-        model(images[np.sort(idx)], training=True)
+    layers = batchnorm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    batch_size = min(batch_size, len(images))
+    order = np.random.default_rng(seed).permutation(len(images))
+    reps = -(-batches * batch_size // len(images))  # whole permutations, wrapped around
+    order = np.tile(order, reps)
+    try:
+        for k in range(batches):
+            for layer in layers:
+                layer.momentum = k / (k + 1)
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            model(images[np.sort(idx)], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
 
 
 def quick_scores(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> dict:
@@ -450,6 +468,7 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     batch_size = int(member["batch_size"])
     steps = member.get("steps_per_epoch") or aug.steps_per_epoch(y_train, batch_size, num_classes)
     epochs = int(member["epochs"])
+    crop = training_crop(member)
     ds = aug.balanced_train_dataset(
         x_train,
         y_train,
@@ -458,11 +477,20 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
         num_classes=num_classes,
         augment=prof.get("augment"),
         augment_enabled=bool(member["augment"]),
+        crop=crop,
     )
     weights_dir = ctx.config.get("weights_dir")
     precision = member.get("precision", "float32")
 
-    model = build_member_model(member, num_classes, weights_dir, precision)
+    model = build_member_model(
+        {**member, "input_size": crop or member_size}, num_classes, weights_dir, precision
+    )
+    # What is validated, kept and saved: the member as it is served, in float32 at its own
+    # input size. Training copies its weights in before every validation when it differs (a
+    # training crop, or another training precision).
+    served = model
+    if crop or precision != "float32":
+        served = build_member_model(member, num_classes, weights_dir, "float32")
     plan = LRPlan(member, steps, epochs)
     compile_member(model, member, plan)
     ds = ds.map(lambda x, y: (x, _one_hot(y, num_classes)))
@@ -473,6 +501,7 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
         "input_size": int(member["input_size"]),
         "preprocessing": pre,
         "resized_to": member_size,
+        "train_crop": crop,
         "member": member,
         "seed": member_seed,
         "precision": precision,
@@ -535,14 +564,16 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
             bar.update(1)
         bar.close()
         model.reset_metrics()
+        if served is not model:
+            served.set_weights(model.get_weights())
         refresh_bn_statistics(
-            model,
+            served,
             x_train,
             batches=int(member.get("bn_refresh_batches", 16)),
             batch_size=batch_size,
             seed=member_seed + epoch,
         )
-        val_probs = predict_probs(model, x_val)
+        val_probs = predict_probs(served, x_val)
         scores = quick_scores(y_val, val_probs, num_classes)
         row = {
             "epoch": epoch,
@@ -575,7 +606,7 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
                 + (" COLLAPSED" if row["val_collapsed"] else "")
             )
         if scores["macro_f1"] > best["macro_f1"]:
-            best = {"macro_f1": scores["macro_f1"], "epoch": epoch, "weights": model.get_weights()}
+            best = {"macro_f1": scores["macro_f1"], "epoch": epoch, "weights": served.get_weights()}
             stale = 0
         else:
             stale += 1
@@ -603,14 +634,11 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
         if epoch >= int(member["min_epochs"]) and stale >= int(member["patience"]):
             stopped = f"early stopping (no better val macro-F1 for {stale} epochs)"
             break
+    # Serve in float32 whatever the training precision (bfloat16 is slow on CPUs without
+    # native support), at the member's input size whatever the training crop.
+    model = served
     if best["weights"] is not None:
         model.set_weights(best["weights"])
-    if precision != "float32":
-        # Serve in float32 whatever the training precision (bfloat16 is slow on CPUs without
-        # native support): same architecture, the trained (float32) variables copied over.
-        served = build_member_model(member, num_classes, weights_dir, "float32")
-        served.set_weights(model.get_weights())
-        model = served
     final = quick_scores(y_val, predict_probs(model, x_val), num_classes)
     if member.get("prior_correction"):
         # Balanced sampling trains the member for equal class priors; the images it will see
@@ -668,6 +696,14 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     )
     keras.backend.clear_session()
     return info
+
+
+def training_crop(member: dict) -> int | None:
+    """The side of the random window a member trains on, or None (the whole image)."""
+    crop = member.get("train_crop")
+    if not crop or int(crop) >= int(member["input_size"]):
+        return None
+    return int(crop)
 
 
 def one_off_seconds(first_steps: list[float]) -> float:

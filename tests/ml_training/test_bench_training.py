@@ -28,10 +28,12 @@ def test_prints_a_row_per_member_and_precision(capsys):
     )
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("MobileNetV2")]
-    assert [r[3] for r in rows] == ["float32", "mixed_bfloat16"]
+    assert [r[4] for r in rows] == ["float32", "mixed_bfloat16"]
+    # the smoke profile's MobileNetV2 is served 48 px and trains on 32 px windows
+    assert [r[1:3] for r in rows] == [["48", "32"], ["48", "32"]]
     for row in rows:
-        images_per_s, ms_per_step, minutes = float(row[4]), float(row[5]), float(row[7])
-        batch = int(row[2])
+        images_per_s, ms_per_step, minutes = float(row[5]), float(row[6]), float(row[8])
+        batch = int(row[3])
         assert images_per_s > 0 and ms_per_step > 0
         # the figures agree with each other: img/s = batch / step time
         assert images_per_s == pytest.approx(batch / (ms_per_step / 1000), rel=0.05)
