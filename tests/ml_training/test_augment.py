@@ -60,3 +60,52 @@ def test_eval_batches_are_untouched():
 def test_unknown_augmentation_key_is_rejected():
     with pytest.raises(ValueError, match="unknown augmentation"):
         augment.resolve_augment({"twirl": 1})
+
+
+def _positional_images(n=8, size=16):
+    """Channel 0 encodes the pixel's position (row * size + col), channel 1 the image index."""
+    grid = np.arange(size * size).reshape(size, size)
+    images = np.zeros((n, size, size, 3), np.uint8)
+    images[..., 0] = grid
+    images[..., 1] = np.arange(n)[:, None, None]
+    return images, np.arange(n) % 4
+
+
+def test_crop_cuts_each_image_to_its_own_window():
+    images, labels = _positional_images()
+    ds = augment.balanced_train_dataset(
+        images, labels, batch_size=8, seed=5, num_classes=4, augment_enabled=False, crop=6
+    )
+    x, _ = next(iter(ds))
+    x = x.numpy()
+    assert x.shape == (8, 6, 6, 3)
+    offsets = set()
+    for window in x:
+        top, left = divmod(int(window[0, 0, 0]), 16)
+        # the window is a contiguous 6 x 6 piece of its own image, pixel for pixel
+        expected = (np.arange(top, top + 6)[:, None] * 16 + np.arange(left, left + 6)).astype(
+            np.float32
+        )
+        np.testing.assert_array_equal(window[..., 0], expected)
+        assert len(set(window[..., 1].ravel().tolist())) == 1
+        offsets.add((top, left))
+    assert len(offsets) > 1  # every image draws its own window, not one for the batch
+
+
+def test_crop_is_seeded():
+    images, labels = _positional_images()
+
+    def first(seed):
+        ds = augment.balanced_train_dataset(
+            images, labels, batch_size=8, seed=seed, num_classes=4, crop=6
+        )
+        return next(iter(ds))[0].numpy()
+
+    np.testing.assert_array_equal(first(1), first(1))
+    assert not np.array_equal(first(1), first(2))
+
+
+def test_crop_larger_than_the_images_is_rejected():
+    images, labels = _positional_images()
+    with pytest.raises(ValueError, match="crop 20 does not fit images of 16 px"):
+        augment.balanced_train_dataset(images, labels, batch_size=4, seed=0, num_classes=4, crop=20)

@@ -64,6 +64,11 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     ):
         assert (run_dir / name).is_file(), name
     assert "DEMO" in version.notes
+    # MobileNetV2 trained on 32 px windows and is registered (and served) at its 48 px input
+    mobilenet = next(x for x in version.members if x["name"] == "MobileNetV2")
+    assert mobilenet["input_size"] == 48
+    info = json.loads((run_dir / "members" / "MobileNetV2.json").read_text())
+    assert info["train_crop"] == 32
 
     # The registered version, loaded from storage, scores the test split as recorded.
     ctx = train.open_run(run_dir)

@@ -20,3 +20,27 @@ def test_cpu_profile_caps_every_member_within_the_hour():
     members = load_profile("cpu")["members"]
     assert all(m["max_minutes"] for m in members), "a member without a cap can overrun the hour"
     assert sum(m["max_minutes"] for m in members) <= CPU_TRAINING_MINUTES
+
+
+def _one_member_profile(tmp_path, **member):
+    import json
+
+    profile = {
+        "name": "one",
+        "preprocessing": {"input_size": 128},
+        "members": [{"name": "m", "architecture": "Xception", "input_size": 128, **member}],
+    }
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(profile))
+    return path
+
+
+def test_train_crop_larger_than_the_input_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="train_crop 160 is larger than its input_size 128"):
+        load_profile(_one_member_profile(tmp_path, train_crop=160))
+
+
+def test_train_crop_below_the_architecture_minimum_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="Xception needs an input of at least 71"):
+        load_profile(_one_member_profile(tmp_path, train_crop=64))
+

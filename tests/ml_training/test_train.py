@@ -1,0 +1,51 @@
+"""Pieces of member training that the smoke runs cannot check closely."""
+
+import numpy as np
+import pytest
+
+from ml_training import train
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _bn_model(momentum):
+    import keras
+
+    inputs = keras.Input((4, 4, 3))
+    x = keras.layers.BatchNormalization(momentum=momentum, name="bn")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+
+
+def test_bn_refresh_averages_its_batches_and_restores_the_momentum():
+    rng = np.random.default_rng(0)
+    images = rng.normal(50.0, 10.0, (8, 4, 4, 3)).astype(np.float32)
+    images[:4] += 100.0  # two very different halves: an exponential average would favour one
+    model = _bn_model(momentum=0.9)
+    train.refresh_bn_statistics(model, images, batches=2, batch_size=4, seed=3)
+    bn = model.get_layer("bn")
+    # two batches of four cover the eight images once: the average of the two batch means is
+    # the mean over all images, whichever image fell in which batch
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), images.mean(axis=(0, 1, 2)), rtol=1e-5)
+    assert bn.momentum == 0.9
+
+
+def test_bn_refresh_with_no_batches_changes_nothing():
+    model = _bn_model(momentum=0.9)
+    before = np.asarray(model.get_layer("bn").moving_mean).copy()
+    train.refresh_bn_statistics(
+        model, np.ones((4, 4, 4, 3), np.float32), batches=0, batch_size=2, seed=0
+    )
+    np.testing.assert_array_equal(np.asarray(model.get_layer("bn").moving_mean), before)
+
+
+@pytest.mark.parametrize(
+    ("member", "expected"),
+    [
+        ({"input_size": 224, "train_crop": 128}, 128),
+        ({"input_size": 128, "train_crop": None}, None),
+        ({"input_size": 128, "train_crop": 128}, None),  # the whole input: no window
+    ],
+)
+def test_training_crop(member, expected):
+    assert train.training_crop(member) == expected
