@@ -192,6 +192,13 @@ def render(
         "`Resizing` from that input, in training too. Each member scales its input itself "
         "(`InputScaling`)."
         + (
+            " Members with a training window (column Window below) train on random windows of "
+            "that size cut from their input, and are served the whole input: they see the cells "
+            "at the serving scale for the training cost of the smaller window."
+            if any(m.get("train_crop") for m in profile["members"])
+            else ""
+        )
+        + (
             ""
             if tta == "none"
             else f" Test-time views (`{tta}`, serving and evaluation only): each member "
@@ -216,7 +223,8 @@ def render(
         f"{t['warmup_epochs']} epoch warm-up then cosine decay, label smoothing "
         f"{t['label_smoothing']}, dropout {t['dropout']}, BatchNorm momentum {t['bn_momentum']} "
         f"with a {t.get('bn_refresh_batches', 0)}-batch re-estimation of the BatchNorm "
-        "statistics before each validation. Validation in inference mode after every epoch; the "
+        "statistics (the plain average over un-augmented training batches) before each "
+        "validation. Validation in inference mode after every epoch; the "
         "best epoch by validation macro-F1 is kept; early stopping and a wall-clock cap per "
         "member. Training precision as listed (bfloat16 mixed precision where it is faster on "
         "this CPU); the stored members are float32."
@@ -241,14 +249,15 @@ def render(
         )
         add("")
     add(
-        "| Member | Input px | Precision | LR | Epochs run / planned | Best epoch | "
+        "| Member | Input px | Window px | Precision | LR | Epochs run / planned | Best epoch | "
         "Val macro-F1 | Train time | Stopped |"
     )
-    add("|---|---|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|---|---|")
     for m in profile["members"]:
         i = members_info[m["name"]]
         add(
-            f"| {m['name']} | {m['input_size']} | {i.get('precision', 'float32')} | "
+            f"| {m['name']} | {m['input_size']} | {i.get('train_crop') or 'whole'} | "
+            f"{i.get('precision', 'float32')} | "
             f"{m['learning_rate']} | {i.get('epochs_run')} / {i.get('planned_epochs')} | "
             f"{i.get('best_epoch')} | {_f(i.get('val', {}).get('macro_f1'))} | "
             f"{_minutes(i.get('train_seconds'))} | {i.get('stopped')} |"

@@ -43,4 +43,3 @@ def test_train_crop_larger_than_the_input_is_rejected(tmp_path):
 def test_train_crop_below_the_architecture_minimum_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="Xception needs an input of at least 71"):
         load_profile(_one_member_profile(tmp_path, train_crop=64))
-
