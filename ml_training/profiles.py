@@ -57,6 +57,10 @@ TRAIN_DEFAULTS = {
     # member trained on balanced batches predicts with the data's own class prior; kept only
     # when it does not lower the member's validation macro-F1.
     "prior_correction": False,
+    # Fit a temperature and a class bias on the validation split (minimum NLL) and fold them
+    # into the softmax layer (ml_training.calibration); kept only when it does not lower the
+    # member's validation macro-F1.
+    "calibrate": False,
 }
 
 MEMBER_KEYS = {"name", "architecture", "input_size", *TRAIN_DEFAULTS}

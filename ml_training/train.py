@@ -671,6 +671,21 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
         )
         if kept:
             final = corrected
+    if member.get("calibrate"):
+        info["calibration"] = calibrate_member(model, x_val, y_val, final, num_classes)
+        if info["calibration"]["kept"]:
+            final = info["calibration"]["val_after"]
+        logger.info(
+            "%s: calibration (T %.3f, bias %s): val macro-F1 %.4f -> %.4f, NLL %.4f -> %.4f (%s)",
+            name,
+            info["calibration"]["temperature"],
+            np.round(info["calibration"]["bias"], 2).tolist(),
+            info["calibration"]["val_before"]["macro_f1"],
+            info["calibration"]["val_after"]["macro_f1"],
+            info["calibration"]["val_nll_before"],
+            info["calibration"]["val_nll_after"],
+            "kept" if info["calibration"]["kept"] else "not kept",
+        )
     model.save(ctx.member_path(name))
     info.update(
         status="done",
@@ -696,6 +711,32 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     )
     keras.backend.clear_session()
     return info
+
+
+def calibrate_member(model, x_val, y_val, before: dict, num_classes: int) -> dict:
+    """Fit a temperature and class bias on the validation split and fold them into the
+    member's softmax layer (``ml_training.calibration``); undone when the validation macro-F1
+    drops. Returns what was fitted and measured."""
+    from ml_training import calibration
+
+    probs = predict_probs(model, x_val)
+    fitted = calibration.fit(probs, y_val)
+    layer = model.get_layer("predictions")
+    kernel, bias = layer.get_weights()
+    layer.set_weights(list(fitted.fold_into_dense(kernel, bias)))
+    calibrated = predict_probs(model, x_val)
+    after = quick_scores(y_val, calibrated, num_classes)
+    kept = after["macro_f1"] >= before["macro_f1"]
+    if not kept:
+        layer.set_weights([kernel, bias])
+    return {
+        **fitted.to_json(),
+        "val_before": before,
+        "val_after": after,
+        "val_nll_before": calibration.nll(probs, y_val),
+        "val_nll_after": calibration.nll(calibrated, y_val),
+        "kept": kept,
+    }
 
 
 def training_crop(member: dict) -> int | None:
