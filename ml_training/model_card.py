@@ -248,6 +248,33 @@ def render(
             + ". The validation macro-F1 below is the stored member's, in float32."
         )
         add("")
+    if t.get("calibrate"):
+        add(
+            "After training (and selecting the best epoch), each member gets a temperature T and "
+            "a class bias b fitted on the validation split by minimum negative log-likelihood "
+            "(`ml_training.calibration`), folded into its softmax layer (logits / T + b), so the "
+            "stored member carries it. It is kept only when it does not lower the member's "
+            "validation macro-F1. Fitted on validation images, so the validation figures below "
+            "are optimistic; the test split never took part."
+        )
+        add("")
+        add(
+            "| Member | T | b (" + ", ".join(manifest["per_class"]) + ") | Val NLL | "
+            "Val macro-F1 | Kept |"
+        )
+        add("|---|---|---|---|---|---|")
+        for m in profile["members"]:
+            c = members_info[m["name"]].get("calibration")
+            if not c:
+                continue
+            add(
+                f"| {m['name']} | {c['temperature']:.3f} | "
+                + ", ".join(f"{v:+.2f}" for v in c["bias"])
+                + f" | {c['val_nll_before']:.4f} → {c['val_nll_after']:.4f} | "
+                f"{_f(c['val_before']['macro_f1'])} → {_f(c['val_after']['macro_f1'])} | "
+                f"{'yes' if c['kept'] else 'no'} |"
+            )
+        add("")
     add(
         "| Member | Input px | Window px | Precision | LR | Epochs run / planned | Best epoch | "
         "Val macro-F1 | Train time | Stopped |"
@@ -341,6 +368,16 @@ def render(
             f"Not what the portal receives and not what the members were trained on; reported "
             f"for comparison only. Voted ensemble: accuracy {_f(se['accuracy'])}, macro-F1 "
             f"{_f(se['macro_f1'])} ({_ci(se)})."
+        )
+        add("")
+    else:
+        add("### Beside it: the dataset's Segmented tree")
+        add("")
+        add(
+            "Not scored in this run (the profile's `eval.segmented` is off). "
+            f"`python manage.py evaluate_model --run-dir {_rel(run_dir)} --split test "
+            "--segmented --version N` scores the test split's Segmented twins with a registered "
+            "version."
         )
         add("")
     iou = extra.get("segmentation_iou")

@@ -69,6 +69,15 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     assert mobilenet["input_size"] == 48
     info = json.loads((run_dir / "members" / "MobileNetV2.json").read_text())
     assert info["train_crop"] == 32
+    # every member got a validation-fitted temperature and class bias, kept only if it did
+    # not lower the validation macro-F1
+    for member in version.members:
+        member_info = json.loads((run_dir / "members" / f"{member['name']}.json").read_text())
+        cal = member_info["calibration"]
+        assert cal["temperature"] > 0 and len(cal["bias"]) == 4 and cal["bias"][0] == 0
+        kept = cal["val_after"]["macro_f1"] >= cal["val_before"]["macro_f1"]
+        assert cal["kept"] is kept
+        assert member_info["val"] == (cal["val_after"] if kept else cal["val_before"])
 
     # The registered version, loaded from storage, scores the test split as recorded.
     ctx = train.open_run(run_dir)
