@@ -30,7 +30,7 @@ EPS = 1e-7
 @dataclass(frozen=True)
 class Calibration:
     temperature: float
-    bias: np.ndarray  # (classes,), bias[0] == 0
+    bias: np.ndarray  # (classes,); ``fit`` fixes bias[0] at 0 (a shared shift changes nothing)
 
     def apply_to_log_probs(self, log_probs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities from a member's log-probabilities (N, classes)."""

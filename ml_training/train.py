@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from ml_training import augment as aug
+from ml_training import calibration
 from ml_training import data as data_mod
+from ml_training.calibration import Calibration
 from ml_training.profiles import load_profile
 
 logger = logging.getLogger("ml_training")
@@ -648,43 +650,24 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
         # members and cost others a few validation images).
         counts = np.bincount(y_train, minlength=num_classes).astype(np.float64)
         log_prior = np.log(np.maximum(counts, 1) / counts.sum())
-        layer = model.get_layer("predictions")
-        kernel, bias = layer.get_weights()
-        layer.set_weights([kernel, bias + (log_prior - log_prior.mean()).astype(bias.dtype)])
-        corrected = quick_scores(y_val, predict_probs(model, x_val), num_classes)
-        kept = corrected["macro_f1"] >= final["macro_f1"]
-        if not kept:
-            layer.set_weights([kernel, bias])
+        shift = Calibration(temperature=1.0, bias=log_prior - log_prior.mean())
         info["prior_correction"] = {
             "log_prior": log_prior.tolist(),
             "train_counts": counts.astype(int).tolist(),
-            "val_before": final,
-            "val_after": corrected,
-            "kept": kept,
+            **adjust_softmax_layer(model, shift, x_val, y_val, final, num_classes),
         }
-        logger.info(
-            "%s: prior correction: val macro-F1 %.4f -> %.4f (%s)",
-            name,
-            final["macro_f1"],
-            corrected["macro_f1"],
-            "kept" if kept else "not kept",
-        )
-        if kept:
-            final = corrected
+        final = _log_adjustment(name, "prior correction", info["prior_correction"])
     if member.get("calibrate"):
-        info["calibration"] = calibrate_member(model, x_val, y_val, final, num_classes)
-        if info["calibration"]["kept"]:
-            final = info["calibration"]["val_after"]
-        logger.info(
-            "%s: calibration (T %.3f, bias %s): val macro-F1 %.4f -> %.4f, NLL %.4f -> %.4f (%s)",
+        # A temperature and class bias fitted on the validation split (ml_training.calibration).
+        fitted = calibration.fit(predict_probs(model, x_val), y_val)
+        info["calibration"] = {
+            **fitted.to_json(),
+            **adjust_softmax_layer(model, fitted, x_val, y_val, final, num_classes),
+        }
+        final = _log_adjustment(
             name,
-            info["calibration"]["temperature"],
-            np.round(info["calibration"]["bias"], 2).tolist(),
-            info["calibration"]["val_before"]["macro_f1"],
-            info["calibration"]["val_after"]["macro_f1"],
-            info["calibration"]["val_nll_before"],
-            info["calibration"]["val_nll_after"],
-            "kept" if info["calibration"]["kept"] else "not kept",
+            f"calibration (T {fitted.temperature:.3f}, bias {np.round(fitted.bias, 2).tolist()})",
+            info["calibration"],
         )
     model.save(ctx.member_path(name))
     info.update(
@@ -713,30 +696,43 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     return info
 
 
-def calibrate_member(model, x_val, y_val, before: dict, num_classes: int) -> dict:
-    """Fit a temperature and class bias on the validation split and fold them into the
-    member's softmax layer (``ml_training.calibration``); undone when the validation macro-F1
-    drops. Returns what was fitted and measured."""
-    from ml_training import calibration
-
-    probs = predict_probs(model, x_val)
-    fitted = calibration.fit(probs, y_val)
+def adjust_softmax_layer(
+    model, change: Calibration, x_val, y_val, before: dict, num_classes: int
+) -> dict:
+    """Fold ``change`` (logits / T + b) into the member's softmax layer and keep it only when
+    the validation macro-F1 does not drop (``before`` holds the scores without it). Returns the
+    validation scores and negative log-likelihoods before and after, and whether it was kept."""
     layer = model.get_layer("predictions")
     kernel, bias = layer.get_weights()
-    layer.set_weights(list(fitted.fold_into_dense(kernel, bias)))
-    calibrated = predict_probs(model, x_val)
-    after = quick_scores(y_val, calibrated, num_classes)
+    probs = predict_probs(model, x_val)
+    layer.set_weights(list(change.fold_into_dense(kernel, bias)))
+    changed = predict_probs(model, x_val)
+    after = quick_scores(y_val, changed, num_classes)
     kept = after["macro_f1"] >= before["macro_f1"]
     if not kept:
         layer.set_weights([kernel, bias])
     return {
-        **fitted.to_json(),
         "val_before": before,
         "val_after": after,
         "val_nll_before": calibration.nll(probs, y_val),
-        "val_nll_after": calibration.nll(calibrated, y_val),
+        "val_nll_after": calibration.nll(changed, y_val),
         "kept": kept,
     }
+
+
+def _log_adjustment(name: str, what: str, result: dict) -> dict:
+    """Log a softmax-layer adjustment; the member's validation scores after it."""
+    logger.info(
+        "%s: %s: val macro-F1 %.4f -> %.4f, NLL %.4f -> %.4f (%s)",
+        name,
+        what,
+        result["val_before"]["macro_f1"],
+        result["val_after"]["macro_f1"],
+        result["val_nll_before"],
+        result["val_nll_after"],
+        "kept" if result["kept"] else "not kept",
+    )
+    return result["val_after"] if result["kept"] else result["val_before"]
 
 
 def training_crop(member: dict) -> int | None:
