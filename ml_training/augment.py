@@ -132,6 +132,7 @@ def balanced_train_dataset(
 
         def cut(index, item):
             x, y = item
+            # a stream of its own: the random layers draw from seed * 100 + k
             pair = tf.stack([tf.cast(seed, tf.int64) + 104729, index])
             return tf.image.stateless_random_crop(x, window, seed=pair), y
 
