@@ -431,6 +431,9 @@ def render(
         "- Members were trained from scratch (no ImageNet weights were available offline) at "
         "reduced input sizes to fit a 60-minute CPU budget."
     )
+    capped = wall_clock_note(members_info)
+    if capped:
+        add(f"- {capped}")
     add("- **Research use only.** Not for diagnosis or treatment decisions.")
     add("")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -445,6 +448,27 @@ def _rel(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path(settings.BASE_DIR).resolve()))
     except (ValueError, ImportError):
         return str(path)
+
+
+def wall_clock_note(members_info: dict) -> str | None:
+    """The reproducibility caveat of members stopped by their wall-clock cap; None if none were.
+
+    Such a member's epoch count depends on the machine's speed and load, so a rerun with the
+    same seed and data gives the same split but not the same weights or figures.
+    """
+    capped = [
+        name
+        for name, info in members_info.items()
+        if str(info.get("stopped", "")).startswith("time budget")
+    ]
+    if not capped:
+        return None
+    return (
+        f"**Reruns differ**: {', '.join(capped)} stopped on their wall-clock cap, so their "
+        "epoch counts depend on the machine's speed and load. A rerun with the same seed and "
+        "data reproduces the split, not the weights: expect the test figures to move within "
+        "their confidence intervals. `--cv-folds` with `cv_report` measures the spread."
+    )
 
 
 def error_summary(names: list[str], confusion: list[list[int]]) -> str:

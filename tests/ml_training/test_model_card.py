@@ -1,6 +1,6 @@
-"""The model card's error summary, which names the clinically worst error."""
+"""The model card's error summary (which names the clinically worst error) and its caveats."""
 
-from ml_training.model_card import error_summary
+from ml_training.model_card import error_summary, wall_clock_note
 
 NAMES = ["Benign", "Early", "Pre", "Pro"]
 
@@ -18,3 +18,14 @@ def test_counts_missed_leukaemia_and_orders_confusions():
 def test_no_errors():
     cm = [[3, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]]
     assert error_summary(NAMES, cm) == "No test image was misclassified."
+
+
+def test_wall_clock_note_names_the_capped_members_only():
+    info = {
+        "A": {"stopped": "time budget (9 min): 8 epochs"},
+        "B": {"stopped": "completed"},
+        "C": {"stopped": "early stopping after 4 epochs without improvement"},
+        "D": {"stopped": "time budget (16 min): 3 epochs"},
+    }
+    assert wall_clock_note(info).startswith("**Reruns differ**: A, D stopped on their wall-clock")
+    assert wall_clock_note({"B": info["B"], "C": info["C"]}) is None
