@@ -427,10 +427,7 @@ def render(
         "- The test split is small; confidence intervals are wide at the class level, and "
         "near-duplicates are only detected up to the perceptual-hash threshold."
     )
-    add(
-        "- Members were trained from scratch (no ImageNet weights were available offline) at "
-        "reduced input sizes to fit a 60-minute CPU budget."
-    )
+    add(f"- {initial_weights_note(config, profile)}")
     capped = wall_clock_note(members_info)
     if capped:
         add(f"- {capped}")
@@ -448,6 +445,24 @@ def _rel(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path(settings.BASE_DIR).resolve()))
     except (ValueError, ImportError):
         return str(path)
+
+
+def initial_weights_note(config: dict, profile: dict) -> str:
+    """How the members started (ImageNet or from scratch) and which ones run below the input."""
+    text = (
+        "Members were fine-tuned from ImageNet weights read from `--weights-dir`"
+        if config.get("weights_dir")
+        else "Members were trained from scratch (no ImageNet weights)"
+    )
+    size = int(profile["preprocessing"]["input_size"])
+    reduced = [m for m in profile["members"] if int(m["input_size"]) < size]
+    if reduced:
+        text += (
+            "; "
+            + ", ".join(f"{m['name']} ({m['input_size']} px)" for m in reduced)
+            + f" see the {size} px field downscaled, to fit the profile's time budget"
+        )
+    return text + "."
 
 
 def wall_clock_note(members_info: dict) -> str | None:

@@ -1,6 +1,6 @@
 """The model card's error summary (which names the clinically worst error) and its caveats."""
 
-from ml_training.model_card import error_summary, wall_clock_note
+from ml_training.model_card import error_summary, initial_weights_note, wall_clock_note
 
 NAMES = ["Benign", "Early", "Pre", "Pro"]
 
@@ -29,3 +29,21 @@ def test_wall_clock_note_names_the_capped_members_only():
     }
     assert wall_clock_note(info).startswith("**Reruns differ**: A, D stopped on their wall-clock")
     assert wall_clock_note({"B": info["B"], "C": info["C"]}) is None
+
+
+def test_initial_weights_note_follows_the_run():
+    profile = {
+        "preprocessing": {"input_size": 224},
+        "members": [
+            {"name": "MobileNetV2", "input_size": 224},
+            {"name": "VGG16", "input_size": 64},
+        ],
+    }
+    assert initial_weights_note({"weights_dir": None}, profile) == (
+        "Members were trained from scratch (no ImageNet weights); VGG16 (64 px) see the 224 px "
+        "field downscaled, to fit the profile's time budget."
+    )
+    profile["members"].pop()
+    assert initial_weights_note({"weights_dir": "/w"}, profile) == (
+        "Members were fine-tuned from ImageNet weights read from `--weights-dir`."
+    )
