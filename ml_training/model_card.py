@@ -13,6 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
+from ml_training.train import TIME_BUDGET_STOP
+
 DATASET_CITATION = (
     "Aria M., Ghaderzadeh M., Bashash D., Abolghasemi H., Asadi F., Hosseini A. "
     '"Acute Lymphoblastic Leukemia (ALL) image dataset". Bone-marrow laboratory of Taleqani '
@@ -474,7 +476,7 @@ def wall_clock_note(members_info: dict) -> str | None:
     capped = [
         name
         for name, info in members_info.items()
-        if str(info.get("stopped", "")).startswith("time budget")
+        if str(info.get("stopped", "")).startswith(TIME_BUDGET_STOP)
     ]
     if not capped:
         return None

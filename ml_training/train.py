@@ -39,6 +39,10 @@ from ml_training.profiles import load_profile
 
 logger = logging.getLogger("ml_training")
 
+# How a member's "stopped" reason starts when its wall-clock cap ended training (the model card
+# reads it back).
+TIME_BUDGET_STOP = "time budget"
+
 COLLAPSE_SHARE = 0.9  # a member predicting one class for >= 90% of a balanced-ish set collapsed
 
 
@@ -537,7 +541,7 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     first_steps: list[float] = []
     for epoch in range(1, epochs + 1):
         if epoch > planned:
-            stopped = f"time budget ({member['max_minutes']} min): {planned} epochs"
+            stopped = f"{TIME_BUDGET_STOP} ({member['max_minutes']} min): {planned} epochs"
             break
         t_epoch = time.time()
         bar = tqdm(
@@ -641,7 +645,9 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     model = served
     if best["weights"] is not None:
         model.set_weights(best["weights"])
-    final = quick_scores(y_val, predict_probs(model, x_val), num_classes)
+    # The stored member's validation probabilities, kept current through the adjustments below.
+    val_probs = predict_probs(model, x_val)
+    final = quick_scores(y_val, val_probs, num_classes)
     if member.get("prior_correction"):
         # Balanced sampling trains the member for equal class priors; the images it will see
         # come with the data set's own class frequencies. Adding log(prior) to the softmax
@@ -651,19 +657,20 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
         counts = np.bincount(y_train, minlength=num_classes).astype(np.float64)
         log_prior = np.log(np.maximum(counts, 1) / counts.sum())
         shift = Calibration(temperature=1.0, bias=log_prior - log_prior.mean())
+        result, val_probs = adjust_softmax_layer(model, shift, val_probs, x_val, y_val, num_classes)
         info["prior_correction"] = {
             "log_prior": log_prior.tolist(),
             "train_counts": counts.astype(int).tolist(),
-            **adjust_softmax_layer(model, shift, x_val, y_val, final, num_classes),
+            **result,
         }
         final = _log_adjustment(name, "prior correction", info["prior_correction"])
     if member.get("calibrate"):
         # A temperature and class bias fitted on the validation split (ml_training.calibration).
-        fitted = calibration.fit(predict_probs(model, x_val), y_val)
-        info["calibration"] = {
-            **fitted.to_json(),
-            **adjust_softmax_layer(model, fitted, x_val, y_val, final, num_classes),
-        }
+        fitted = calibration.fit(val_probs, y_val)
+        result, val_probs = adjust_softmax_layer(
+            model, fitted, val_probs, x_val, y_val, num_classes
+        )
+        info["calibration"] = {**fitted.to_json(), **result}
         final = _log_adjustment(
             name,
             f"calibration (T {fitted.temperature:.3f}, bias {np.round(fitted.bias, 2).tolist()})",
@@ -697,27 +704,29 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
 
 
 def adjust_softmax_layer(
-    model, change: Calibration, x_val, y_val, before: dict, num_classes: int
-) -> dict:
+    model, change: Calibration, probs: np.ndarray, x_val, y_val, num_classes: int
+) -> tuple[dict, np.ndarray]:
     """Fold ``change`` (logits / T + b) into the member's softmax layer and keep it only when
-    the validation macro-F1 does not drop (``before`` holds the scores without it). Returns the
-    validation scores and negative log-likelihoods before and after, and whether it was kept."""
+    the validation macro-F1 does not drop. ``probs``: the member's validation probabilities
+    without it. Returns the validation scores and negative log-likelihoods before and after and
+    whether it was kept, and the validation probabilities of the member as it is left."""
     layer = model.get_layer("predictions")
     kernel, bias = layer.get_weights()
-    probs = predict_probs(model, x_val)
+    before = quick_scores(y_val, probs, num_classes)
     layer.set_weights(list(change.fold_into_dense(kernel, bias)))
     changed = predict_probs(model, x_val)
     after = quick_scores(y_val, changed, num_classes)
     kept = after["macro_f1"] >= before["macro_f1"]
     if not kept:
         layer.set_weights([kernel, bias])
-    return {
+    result = {
         "val_before": before,
         "val_after": after,
         "val_nll_before": calibration.nll(probs, y_val),
         "val_nll_after": calibration.nll(changed, y_val),
         "kept": kept,
     }
+    return result, changed if kept else probs
 
 
 def _log_adjustment(name: str, what: str, result: dict) -> dict:
