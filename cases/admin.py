@@ -1,16 +1,20 @@
 """The admin: the history of what happened, for administrators.
 
-Predictions, member votes and audit events are read-only: history is never rewritten. Smear
-images are read-only too (uploads go through the clinician pages or the API); the one write
-offered is "Queue again for classification", through ``services.image_requeue``. Patients can be
+Predictions, member votes and audit events are read-only: history is never rewritten; the audit
+log can be filtered and exported as CSV. Smear images are read-only too (uploads go through the
+clinician pages or the API); the one write offered is "Try again / classify again", through the
+same lifecycle service as the pages and the API (``services.image_requeue``), which says
+truthfully what it did and what it refused. Patients can be
 registered and corrected here, through the same services as elsewhere, so every change lands in
 the audit log. Nothing is deleted from here: a deletion would cascade into the history.
 """
 
+import csv
 import json
 
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import StreamingHttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
@@ -20,9 +24,7 @@ from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage
 
 
 def _pretty_json(value) -> str:
-    return format_html(
-        '<pre style="margin:0">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False)
-    )
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _changelist_link(model, text, **filters) -> str:
@@ -139,8 +141,14 @@ class SmearImageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "original_name",
         "status",
         "error_message",
+        "failure_kind",
+        "failure_detail",
         "attempts",
+        "task_id",
+        "enqueued_at",
+        "processing_started_at",
         "format",
+        "original_format",
         "width",
         "height",
         "size_bytes",
@@ -161,38 +169,35 @@ class SmearImageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return image.file.name
         return format_html('<a href="{}">{}</a>', url, image.file.name)
 
-    @admin.action(description="Queue again for classification", permissions=["requeue"])
+    @admin.action(description="Try again / classify again", permissions=["requeue"])
     def requeue(self, request, queryset):
-        queued = waiting = 0
+        queued, refused = 0, {}
         for image in queryset:
-            already_waiting = image.status in (
-                SmearImage.Status.QUEUED,
-                SmearImage.Status.PROCESSING,
-            )
-            services.image_requeue(image=image, user=request.user)
-            waiting += already_waiting
-            queued += not already_waiting
+            try:
+                services.image_requeue(
+                    image_id=image.pk,
+                    user=request.user,
+                    address=services.request_address(request),
+                )
+            except services.ActionRefused as exc:
+                refused.setdefault(str(exc), []).append(image.pk)
+            else:
+                queued += 1
         if queued:
             self.message_user(
                 request,
                 ngettext(
-                    "%d image was queued again for classification.",
-                    "%d images were queued again for classification.",
+                    "%d image was queued for classification.",
+                    "%d images were queued for classification.",
                     queued,
                 )
                 % queued,
                 messages.SUCCESS,
             )
-        if waiting:
+        for reason, ids in refused.items():
+            shown = ", ".join(str(pk) for pk in ids[:20]) + (" …" if len(ids) > 20 else "")
             self.message_user(
-                request,
-                ngettext(
-                    "%d image was already queued or processing; it was left as it was.",
-                    "%d images were already queued or processing; they were left as they were.",
-                    waiting,
-                )
-                % waiting,
-                messages.WARNING,
+                request, f"Left as they were (images {shown}): {reason}", messages.WARNING
             )
 
     def has_requeue_permission(self, request):
@@ -263,12 +268,34 @@ class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["event_time", "event_type", "acting_user", "patient", "image", "old", "new"]
-    list_filter = ["event_type", "event_time"]
+    """The audit trail: filter, search, export; never add, change or delete."""
+
+    list_display = [
+        "event_time",
+        "event_type",
+        "acting_user",
+        "ip_address",
+        "patient",
+        "image",
+        "old",
+        "new",
+    ]
+    list_filter = ["event_type", "event_time", ("acting_user", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["acting_user", "patient", "image"]
-    search_fields = ["acting_user__username", "patient__record_number"]
+    search_fields = ["acting_user__username", "patient__record_number", "=ip_address"]
     date_hierarchy = "event_time"
-    fields = ["event_time", "event_type", "acting_user", "patient", "image", "old", "new"]
+    actions = ["export_csv"]
+    fields = [
+        "event_time",
+        "event_type",
+        "acting_user",
+        "ip_address",
+        "patient",
+        "image",
+        "old",
+        "new",
+        "extra",
+    ]
     readonly_fields = fields
 
     @admin.display(description="old values")
@@ -278,3 +305,67 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="new values")
     def new(self, event):
         return _pretty_json(event.extra_data.get("new")) if "new" in event.extra_data else "—"
+
+    @admin.display(description="other details")
+    def extra(self, event):
+        other = {k: v for k, v in event.extra_data.items() if k not in ("old", "new")}
+        return _pretty_json(other) if other else "—"
+
+    @admin.action(description="Export the selected events as CSV")
+    def export_csv(self, request, queryset):
+        rows = queryset.select_related("acting_user", "patient").order_by("event_time", "id")
+        response = StreamingHttpResponse(
+            _csv_lines(_audit_rows(rows.iterator(chunk_size=2000))),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
+        return response
+
+    def get_actions(self, request):
+        # Viewing the log is enough to export it; nothing in it can be changed or deleted.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+AUDIT_CSV_HEADER = [
+    "time",
+    "event",
+    "user",
+    "address",
+    "patient_record_number",
+    "image_id",
+    "details",
+]
+
+
+def _audit_rows(events):
+    yield AUDIT_CSV_HEADER
+    for event in events:
+        yield [
+            event.event_time.isoformat(),
+            event.get_event_type_display(),
+            event.acting_user.get_username() if event.acting_user else "",
+            event.ip_address or "",
+            event.patient.record_number if event.patient else "",
+            event.image_id or "",
+            json.dumps(event.extra_data, ensure_ascii=False, sort_keys=True),
+        ]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_lines(rows):
+    """CSV text, one line at a time; a cell that a spreadsheet would run as a formula is quoted
+    with a leading apostrophe (OWASP's CSV-injection advice)."""
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([_neutralise(cell) for cell in row])
+
+
+def _neutralise(cell):
+    text = str(cell)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -37,6 +37,7 @@ PatientImagesApi = serve_together("PatientImagesApi", apis.ImageListApi, apis.Im
 app_name = "api"
 urlpatterns = [
     path("auth/token/", apis.TokenObtainApi.as_view(), name="token-obtain"),
+    path("auth/token/revoke/", apis.TokenRevokeApi.as_view(), name="token-revoke"),
     path("patients/", PatientsApi.as_view(), name="patient-list"),
     path("patients/<int:pk>/", PatientApi.as_view(), name="patient-detail"),
     path("patients/<int:pk>/images/", PatientImagesApi.as_view(), name="patient-images"),

@@ -24,11 +24,14 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from leukemia_portal.lockout import lockout_response
+
 from . import selectors, services
-from .models import Patient, Prediction, SmearImage
+from .models import AuditEvent, Patient, Prediction, SmearImage
+
+EventType = AuditEvent.EventType
 
 RESEARCH_USE_ONLY = (
     "Research use only. This is the output of an experimental image classifier, not a "
@@ -54,13 +57,17 @@ class ServiceErrorsMixin:
         return super().handle_exception(exc)
 
 
-def paginated_response(*, view, serializer_class, queryset, request):
+def paginated_response(*, view, serializer_class, queryset, request, audit_event, **audit):
+    """One page of ``queryset``; the read is audited as ``audit_event`` with the ids shown."""
     paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
     context = {"request": request}
-    if page is None:  # pagination switched off in the settings
-        return Response(serializer_class(queryset, many=True, context=context).data)
-    return paginator.get_paginated_response(serializer_class(page, many=True, context=context).data)
+    rows = queryset if page is None else page  # None: pagination switched off in the settings
+    services.audit_read(
+        request=request, event_type=audit_event, extra={"ids": [row.pk for row in rows]}, **audit
+    )
+    data = serializer_class(rows, many=True, context=context).data
+    return Response(data) if page is None else paginator.get_paginated_response(data)
 
 
 # --- Output shared by several actions ---------------------------------------------------------
@@ -124,17 +131,9 @@ class PredictionOutputSerializer(PredictionSummaryOutputSerializer):
 # --- Authentication ---------------------------------------------------------------------------
 
 
-class TokenObtainThrottle(AnonRateThrottle):
-    """Slows down password guessing; applies to anonymous callers only."""
-
-    scope = "token-obtain"
-    rate = "10/minute"
-
-
 class TokenObtainApi(ObtainAuthToken):
-    """DRF's ``obtain_auth_token``, documented and throttled."""
-
-    throttle_classes = [TokenObtainThrottle]
+    """DRF's ``obtain_auth_token`` with an expiry. Password guessing is stopped by the same
+    lockout as the login pages (django-axes, counted in the database for every process)."""
 
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
@@ -146,14 +145,43 @@ class TokenObtainApi(ObtainAuthToken):
         summary="Obtain an API token",
         tags=["auth"],
         description="Exchange a username and password for the user's API token. The same "
-        "token is returned until it is deleted (an administrator can reset it with "
-        "`manage.py drf_create_token -r <username>`).",
+        "token is returned until it expires (`LP_API_TOKEN_TTL_HOURS`, 8 hours by default), "
+        "is revoked, or the user signs out of the portal. After 5 failed attempts for one "
+        "account or from one address, sign-in is refused for 15 minutes (429).",
         request=AuthTokenSerializer,
-        responses={200: OutputSerializer, 400: VALIDATION_ERROR},
+        responses={
+            200: OutputSerializer,
+            400: VALIDATION_ERROR,
+            429: OpenApiResponse(description="Too many failed attempts; try again later."),
+        },
         auth=[],
     )
     def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+        serializer = self.get_serializer(data=request.data)
+        valid = serializer.is_valid()
+        # django-axes flags a locked-out attempt on the request it was given: here DRF's
+        # wrapper, which its middleware does not see. Answer the lockout here.
+        if getattr(request, "axes_locked_out", False):
+            return lockout_response(request._request)
+        if not valid:
+            raise serializers.ValidationError(serializer.errors)
+        token = services.token_issue(
+            user=serializer.validated_data["user"], address=services.request_address(request)
+        )
+        return Response({"token": token.key})
+
+
+class TokenRevokeApi(APIView):
+    @extend_schema(
+        summary="Revoke your API token",
+        tags=["auth"],
+        description="The token stops working at once. 204 whether or not a token existed.",
+        request=None,
+        responses={204: None},
+    )
+    def post(self, request):
+        services.token_revoke(user=request.user, address=services.request_address(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Patients ---------------------------------------------------------------------------------
@@ -186,6 +214,7 @@ class PatientDetailApi(ServiceErrorsMixin, APIView):
     )
     def get(self, request, pk):
         patient = selectors.patient_get(user=request.user, pk=pk)
+        services.audit_read(request=request, event_type=EventType.PATIENT_VIEWED, patient=patient)
         return Response(self.OutputSerializer(patient, context={"request": request}).data)
 
 
@@ -251,6 +280,7 @@ class PatientListApi(ServiceErrorsMixin, APIView):
             serializer_class=PatientDetailApi.OutputSerializer,
             queryset=patients,
             request=request,
+            audit_event=EventType.PATIENT_LIST_VIEWED,
         )
 
 
@@ -340,6 +370,7 @@ class ImageDetailApi(ServiceErrorsMixin, APIView):
     )
     def get(self, request, pk):
         image = selectors.image_get(user=request.user, pk=pk)
+        services.audit_read(request=request, event_type=EventType.IMAGE_VIEWED, image=image)
         return Response(self.OutputSerializer(image, context={"request": request}).data)
 
 
@@ -347,14 +378,26 @@ class ImageRequeueApi(ServiceErrorsMixin, APIView):
     @extend_schema(
         summary="Queue an image again for classification",
         tags=["images"],
-        description="After a failure, or to classify it with the newly active model version. "
-        "An image already queued or processing is left as it is.",
+        description="After a failure, when the image is stuck (processing past the time "
+        "limit, or waiting with no task in flight), or to classify it with the newly active "
+        "model version. 202 when it was queued; 409 with the reason when the rules refuse "
+        "(e.g. it is being classified right now, or already classified by the active model).",
         request=None,
-        responses={202: ImageDetailApi.OutputSerializer, 404: NOT_FOUND},
+        responses={
+            202: ImageDetailApi.OutputSerializer,
+            404: NOT_FOUND,
+            409: OpenApiResponse(description='Refused: `{"detail": "why"}`; nothing changed.'),
+        },
     )
     def post(self, request, pk):
         image = selectors.image_get(user=request.user, pk=pk)
-        image = services.image_requeue(image=image, user=request.user)
+        try:
+            services.image_requeue(
+                image_id=image.pk, user=request.user, address=services.request_address(request)
+            )
+        except services.ActionRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        image = selectors.image_get(user=request.user, pk=pk)
         return Response(
             ImageDetailApi.OutputSerializer(image, context={"request": request}).data,
             status=status.HTTP_202_ACCEPTED,
@@ -393,7 +436,12 @@ class ImageListApi(ServiceErrorsMixin, APIView):
         patient = selectors.patient_get(user=request.user, pk=pk)
         images = selectors.image_list(user=request.user, patient=patient)
         return paginated_response(
-            view=self, serializer_class=self.OutputSerializer, queryset=images, request=request
+            view=self,
+            serializer_class=self.OutputSerializer,
+            queryset=images,
+            request=request,
+            audit_event=EventType.IMAGE_LIST_VIEWED,
+            patient=patient,
         )
 
 
@@ -467,7 +515,10 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
         if "file" in serializer.validated_data:
             files.append(serializer.validated_data["file"])
         report = services.smear_images_upload(
-            patient=patient, files=files, uploaded_by=request.user
+            patient=patient,
+            files=files,
+            uploaded_by=request.user,
+            address=services.request_address(request),
         )
         if not report.stored:
             data = {"detail": "No image was stored.", "rejected": report.rejected}
@@ -498,6 +549,8 @@ class ImagePredictionListApi(ServiceErrorsMixin, APIView):
             serializer_class=PredictionOutputSerializer,
             queryset=predictions,
             request=request,
+            audit_event=EventType.PREDICTION_LIST_VIEWED,
+            image=image,
         )
 
 
@@ -534,6 +587,7 @@ class PredictionListApi(ServiceErrorsMixin, APIView):
             serializer_class=PredictionOutputSerializer,
             queryset=predictions,
             request=request,
+            audit_event=EventType.PREDICTION_LIST_VIEWED,
         )
 
 
@@ -547,4 +601,10 @@ class PredictionDetailApi(ServiceErrorsMixin, APIView):
     )
     def get(self, request, pk):
         prediction = selectors.prediction_get(user=request.user, pk=pk)
+        services.audit_read(
+            request=request,
+            event_type=EventType.PREDICTION_VIEWED,
+            image=prediction.image,
+            extra={"prediction": prediction.pk},
+        )
         return Response(PredictionOutputSerializer(prediction, context={"request": request}).data)

@@ -1,65 +1,76 @@
-"""Celery tasks: thin. Take an id, call the service, decide retry or give up.
+"""Celery tasks: thin. Take an id, call a service, turn its outcome into a retry or a log line.
 
-Worker start-up hooks live here too: each worker process loads the active ensemble once after
-the fork (``worker_process_init``), and a started worker sweeps images still waiting in the queue.
+The rules (attempt cap, what fails, what retries, what the clinician reads) live in
+``services.classification`` and ``services.lifecycle``; the recovery sweep in
+``services.recovery``. Worker start-up hooks live here too.
 """
 
 import logging
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready
-from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from . import services
 
 logger = logging.getLogger(__name__)
 
-MAX_RETRIES = getattr(settings, "LP_CLASSIFY_MAX_RETRIES", 4)
+# Retries when nothing could be recorded (the row was locked, the database did not answer).
+# Past them the image is left as it is, and the recovery sweep takes it up.
+DATABASE_RETRIES = 8
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def classify_image(self, image_id: int) -> str:
     try:
-        outcome = services.image_classify(image_id=image_id)
-    except services.PermanentClassificationError:
-        return "failed"
-    except (services.TransientClassificationError, SoftTimeLimitExceeded, OSError) as exc:
-        message = str(exc) or exc.__class__.__name__
-        if self.request.retries >= self.max_retries:
-            services.image_mark_failed(
-                image_id=image_id,
-                message=f"it failed {self.request.retries + 1} times in a row ({message})",
-            )
-            return "failed"
-        services.image_note_retry(image_id=image_id, message=message)
-        raise self.retry(exc=exc, countdown=min(5 * 2**self.request.retries, 300)) from exc
-    logger.info("image %s: %s", image_id, outcome)
-    return outcome
+        result = services.image_classify(image_id=image_id, task_id=self.request.id)
+    except (services.ImageBusy, DatabaseError) as exc:
+        tries = self.request.retries
+        if tries >= DATABASE_RETRIES:
+            logger.exception("image %s: database unavailable; left to the sweep", image_id)
+            return "left-to-sweep"
+        logger.warning("image %s: %s; retrying", image_id, exc)
+        raise self.retry(countdown=min(2**tries, 60)) from exc
+    logger.info("image %s: %s", image_id, result.outcome.value)
+    if result.outcome is services.Outcome.RETRY:
+        raise self.retry(countdown=result.retry_in)
+    return result.outcome.value
 
 
-@shared_task
-def classify_waiting_images() -> int:
-    """Queue every image still waiting, e.g. after a model version was activated."""
-    return services.enqueue_waiting_images()
+@shared_task(ignore_result=True)
+def recover_images() -> dict:
+    """The periodic recovery sweep (Celery beat; see ``CELERY_BEAT_SCHEDULE``)."""
+    report = services.images_recover()
+    return {
+        "requeued": report.requeued,
+        "resent": report.resent,
+        "failed": report.failed,
+        "model_retried": report.model_retried,
+    }
 
 
 @worker_process_init.connect
 def load_engine_after_fork(**kwargs):
-    # Connections inherited across fork are unusable; let each child open its own.
-    connections.close_all()
+    """Load and warm the active ensemble in each pool process before it takes work.
+
+    This can take tens of seconds: ``CELERY_WORKER_PROC_ALIVE_TIMEOUT`` is set above it, so a
+    replacement process (after a kill or an out-of-memory) is not killed while it loads. A load
+    failure is logged and the process starts anyway: each task then reports the model problem
+    on its image instead of the worker crash-looping.
+    """
+    connections.close_all()  # connections inherited across fork are unusable
     from inference.engine import load_active_engine
 
     try:
         load_active_engine()
-    except Exception:  # noqa: BLE001 - tasks retry and report; the worker must still start
+    except Exception:  # noqa: BLE001 - the worker must still start
         logger.exception("could not load the active model version at worker start")
 
 
 @worker_ready.connect
-def sweep_waiting_images(sender=None, **kwargs):
+def sweep_at_start(sender=None, **kwargs):
+    """A worker that starts (after a crash, a deploy) recovers what the last one left behind."""
     try:
-        classify_waiting_images.delay()
-    except Exception:  # noqa: BLE001
+        recover_images.delay()
+    except Exception:  # noqa: BLE001 - the periodic sweep will run anyway
         logger.exception("could not queue the start-up sweep")

@@ -2,6 +2,12 @@
 
 Every rejection carries a message a clinician can act on. Nothing is stored here: the service
 stores a file only after it passed every check.
+
+What is stored carries nothing but pixels: the upload is decoded exactly as the model decodes it
+(``inference.preprocessing.decode_image``: EXIF orientation applied, every mode to 8-bit RGB,
+16-bit scaled to 8 bits) and those pixels are stored as a lossless PNG, so no EXIF, comment,
+ICC profile or trailing byte of the upload is kept, and the model sees the same pixels from the
+stored file as from the upload. A small JPEG thumbnail is made from the same pixels.
 """
 
 import hashlib
@@ -9,24 +15,30 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 from PIL import Image, UnidentifiedImageError
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "TIFF", "BMP"}
-SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr"}
+# 8-bit colour and grey, and the 16/32-bit grey modes many microscope cameras write.
+SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "I;16", "I;16B", "I", "F"}
 MIN_SIDE = 32
+STORED_FORMAT = "PNG"
+THUMBNAIL_SIDE = 320
 
 
 @dataclass(frozen=True)
 class CheckedImage:
-    content: bytes
-    sha256: str
+    content: bytes  # the pixels-only PNG that is stored
+    sha256: str  # of ``content``
     width: int
     height: int
-    format: str
+    format: str  # STORED_FORMAT
+    original_format: str
     size_bytes: int
+    thumbnail: bytes  # JPEG, at most THUMBNAIL_SIDE on its longer side
 
 
 def check_smear_image(uploaded_file) -> CheckedImage:
@@ -35,13 +47,13 @@ def check_smear_image(uploaded_file) -> CheckedImage:
     max_bytes = settings.LP_MAX_UPLOAD_BYTES
     size = getattr(uploaded_file, "size", None)
     if size is not None and size > max_bytes:
-        raise _error(name, f"is {filesizeformat(size)}; the limit is {filesizeformat(max_bytes)}")
+        raise _error(name, f"is {_size(size, max_bytes)}; the limit is {_size(max_bytes, size)}")
     uploaded_file.seek(0)
     content = uploaded_file.read(max_bytes + 1)
     if not content:
         raise _error(name, "is empty")
     if len(content) > max_bytes:
-        raise _error(name, f"is larger than the limit of {filesizeformat(max_bytes)}")
+        raise _error(name, f"is larger than the limit of {_size(max_bytes, max_bytes + 1)}")
 
     max_pixels = settings.LP_MAX_IMAGE_PIXELS
     try:
@@ -74,19 +86,52 @@ def check_smear_image(uploaded_file) -> CheckedImage:
     if mode not in SUPPORTED_MODES:
         raise _error(
             name,
-            f"uses the unsupported pixel mode {mode!r} (e.g. 16-bit or floating point); "
-            "save it as 8-bit RGB or greyscale",
+            f"uses the unsupported pixel mode {mode!r}; save it as RGB or greyscale",
         )
     if min(width, height) < MIN_SIDE:
         raise _error(name, f"is only {width}×{height} pixels; at least {MIN_SIDE} are needed")
+    rgb = _pixels(name, content, max_pixels)
+    stored = _encode(Image.fromarray(rgb), STORED_FORMAT, compress_level=3)
     return CheckedImage(
-        content=content,
-        sha256=hashlib.sha256(content).hexdigest(),
-        width=width,
-        height=height,
-        format=fmt,
-        size_bytes=len(content),
+        content=stored,
+        sha256=hashlib.sha256(stored).hexdigest(),
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        format=STORED_FORMAT,
+        original_format=fmt,
+        size_bytes=len(stored),
+        thumbnail=thumbnail_jpeg(rgb),
     )
+
+
+def thumbnail_jpeg(rgb: np.ndarray) -> bytes:
+    """A JPEG of at most ``THUMBNAIL_SIDE`` pixels on the longer side, from RGB pixels."""
+    small = Image.fromarray(rgb)
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return _encode(small, "JPEG", quality=85, optimize=True)
+
+
+def _pixels(name: str, content: bytes, max_pixels: int) -> np.ndarray:
+    from inference.exceptions import ImageDecodeError
+    from inference.preprocessing import decode_image
+
+    try:
+        return decode_image(content, max_pixels=max_pixels)
+    except ImageDecodeError as exc:
+        raise _error(name, f"cannot be read ({exc})") from exc
+
+
+def _encode(image: Image.Image, fmt: str, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def _size(value: int, other: int) -> str:
+    """``20.0 MB``, or exact bytes when the rounded figure would equal ``other``'s."""
+    if filesizeformat(value) == filesizeformat(other):
+        return f"{value:,} bytes"
+    return filesizeformat(value)
 
 
 def _error(name: str, problem: str) -> ValidationError:

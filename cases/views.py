@@ -5,18 +5,17 @@ Every view requires a login. Every object is fetched through a selector that ans
 lies outside the user's scope, so another clinician's patients and images do not exist here.
 """
 
-import io
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -25,9 +24,13 @@ from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import FormView, ListView
 
+from leukemia_portal.errors import request_refused_message
+
 from . import selectors, services
 from .forms import PatientForm, SmearUploadForm, duplicate_record_message
-from .models import Prediction, SmearImage
+from .models import CONTENT_TYPES, FORMAT_EXTENSIONS, AuditEvent, Prediction, SmearImage
+
+EventType = AuditEvent.EventType
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,7 @@ CLASS_DESCRIPTIONS = {
     "Pre": "Precursor B-cell acute lymphoblastic leukemia (pre-B ALL).",
     "Pro": "Pro-B-cell acute lymphoblastic leukemia (pro-B ALL).",
 }
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff", "BMP": "image/bmp"}
-BROWSER_FORMATS = {"JPEG", "PNG"}  # shown as they are; other formats through a preview
-THUMBNAIL_SIDES = {"small": 320, "large": 1600}
+BROWSER_FORMATS = {"JPEG", "PNG"}  # shown as they are; other formats through the thumbnail
 
 
 def _active_version():
@@ -79,7 +80,13 @@ class PatientListView(LoginRequiredMixin, ListView):
 
     def get_context_data(self, **kwargs):
         search_query = urlencode({"q": self.search}) if self.search else ""
-        return super().get_context_data(q=self.search, search_query=search_query, **kwargs)
+        context = super().get_context_data(q=self.search, search_query=search_query, **kwargs)
+        services.audit_read(
+            request=self.request,
+            event_type=EventType.PATIENT_LIST_VIEWED,
+            extra={"patients": [p.pk for p in context["patients"]], "search": self.search},
+        )
+        return context
 
 
 class PatientCreateView(LoginRequiredMixin, FormView):
@@ -111,6 +118,12 @@ class ScopedPatientMixin:
 class PatientEditView(LoginRequiredMixin, ScopedPatientMixin, FormView):
     template_name = "cases/patient_form.html"
     form_class = PatientForm
+
+    def get(self, request, *args, **kwargs):
+        services.audit_read(
+            request=request, event_type=EventType.PATIENT_VIEWED, patient=self.patient
+        )
+        return super().get(request, *args, **kwargs)
 
     def get_initial(self):
         return {name: getattr(self.patient, name) for name in services.PATIENT_FIELDS}
@@ -144,15 +157,26 @@ class PatientDetailView(LoginRequiredMixin, ScopedPatientMixin, View):
     images_per_page = 25
 
     def get(self, request, pk):
+        services.audit_read(
+            request=request, event_type=EventType.PATIENT_VIEWED, patient=self.patient
+        )
         return self.render_page(SmearUploadForm())
 
     def post(self, request, pk):
         patient = self.patient
-        form = SmearUploadForm(request.POST, request.FILES)
+        try:
+            form = SmearUploadForm(request.POST, request.FILES)
+        except SuspiciousOperation as exc:  # too many files, too large a request
+            form = SmearUploadForm()
+            form.add_error(None, request_refused_message(exc)[1])
+            return self.render_page(form, status=400)
         report = None
         if form.is_valid():
             report = services.smear_images_upload(
-                patient=patient, files=form.cleaned_data["images"], uploaded_by=request.user
+                patient=patient,
+                files=form.cleaned_data["images"],
+                uploaded_by=request.user,
+                address=services.request_address(request),
             )
             for message in report.rejected:
                 form.add_error("images", message)
@@ -170,7 +194,7 @@ class PatientDetailView(LoginRequiredMixin, ScopedPatientMixin, View):
                 return redirect("cases:patient-detail", pk=patient.pk)
         return self.render_page(form, report=report)
 
-    def render_page(self, form, report=None):
+    def render_page(self, form, report=None, status=200):
         images = selectors.image_list(user=self.request.user, patient=self.patient)
         page = Paginator(images, self.images_per_page).get_page(self.request.GET.get("page"))
         rows = [ImageRow.of(image) for image in page.object_list]
@@ -184,6 +208,7 @@ class PatientDetailView(LoginRequiredMixin, ScopedPatientMixin, View):
                 "page_obj": page,
                 "rows": rows,
             },
+            status=status,
         )
 
 
@@ -216,6 +241,13 @@ class ImageDetailView(LoginRequiredMixin, ScopedImageMixin, View):
             "display_url": image_display_url(image),
             **image_result_context(request, image),
         }
+        prediction = context["prediction"]
+        services.audit_read(
+            request=request,
+            event_type=EventType.IMAGE_VIEWED,
+            image=image,
+            extra={"prediction": prediction.pk if prediction else None},
+        )
         return render(request, "cases/image_detail.html", context)
 
 
@@ -255,78 +287,82 @@ class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):
 
 
 class ImageFileView(LoginRequiredMixin, ScopedImageMixin, View):
-    """The stored original, streamed from the default storage (local disk or S3)."""
+    """The stored pixels, streamed from the default storage (local disk or S3).
+
+    Served under a name made from the content type (``image-12.png``), never the uploaded name.
+    """
 
     def get(self, request, pk):
         image = self.image
         not_modified = get_conditional_response(request, etag=_etag(image))
         if not_modified is not None:
             return _harden(not_modified)
+        services.audit_read(request=request, event_type=EventType.IMAGE_FILE_READ, image=image)
         response = FileResponse(
             default_storage.open(image.file.name, "rb"),
             content_type=CONTENT_TYPES.get(image.format, "application/octet-stream"),
-            filename=image.original_name,
+            filename=f"image-{image.pk}.{FORMAT_EXTENSIONS.get(image.format, 'bin')}",
         )
         response["ETag"] = _etag(image)
         return _harden(response)
 
 
 class ImageThumbnailView(LoginRequiredMixin, ScopedImageMixin, View):
-    """A downscaled JPEG of the stored image: for lists, and for formats browsers cannot show."""
+    """The stored small JPEG of the image (made once, at upload or on the first request)."""
 
     def get(self, request, pk):
         image = self.image
-        size = request.GET.get("size", "small")
-        side = THUMBNAIL_SIDES.get(size, THUMBNAIL_SIDES["small"])
-        etag = _etag(image, f"t{side}")
+        etag = _etag(image, "t320")
         not_modified = get_conditional_response(request, etag=etag)
         if not_modified is not None:
             return _harden(not_modified)
-        response = HttpResponse(_thumbnail_bytes(image, side), content_type="image/jpeg")
+        name = services.image_thumbnail_ensure(image=image)
+        services.audit_read(
+            request=request,
+            event_type=EventType.IMAGE_FILE_READ,
+            image=image,
+            extra={"variant": "thumbnail"},
+        )
+        response = FileResponse(
+            default_storage.open(name, "rb"),
+            content_type="image/jpeg",
+            filename=f"image-{image.pk}-thumbnail.jpg",
+        )
         response["ETag"] = etag
         return _harden(response)
 
 
-class ImageRequeueView(LoginRequiredMixin, ScopedImageMixin, View):
-    """“Try again” for a failed image. GET only leads back to the image page."""
+class ImageActionView(LoginRequiredMixin, ScopedImageMixin, View):
+    """POST runs the lifecycle service ``action`` and says what happened; GET leads back."""
+
+    action = None
 
     def get(self, request, pk):
         return redirect("cases:image-detail", pk=self.image.pk)
 
     def post(self, request, pk):
         image = self.image
-        if image.status != SmearImage.Status.FAILED:
-            messages.info(request, "This image has not failed, so there is nothing to try again.")
+        try:
+            result = type(self).action(
+                image_id=image.pk, user=request.user, address=services.request_address(request)
+            )
+        except services.ActionRefused as exc:
+            messages.info(request, str(exc))
         else:
-            services.image_requeue(image=image, user=request.user)
-            messages.success(request, "The image was queued again for classification.")
+            messages.success(request, result.message)
         return redirect("cases:image-detail", pk=image.pk)
 
 
-class ImageReclassifyView(LoginRequiredMixin, ScopedImageMixin, View):
+class ImageRequeueView(ImageActionView):
+    """“Try again” for a failed or stuck image."""
+
+    action = services.image_retry
+
+
+class ImageReclassifyView(ImageActionView):
     """Classify a finished image again with the model version that is active now."""
 
-    def get(self, request, pk):
-        return redirect("cases:image-detail", pk=self.image.pk)
-
-    def post(self, request, pk):
-        image = self.image
-        active = _active_version()
-        latest = selectors.image_latest_prediction(image=image)
-        if active is None:
-            messages.error(
-                request, "No model version is active, so the image cannot be classified."
-            )
-        elif latest is not None and latest.model_version_id == active.pk:
-            messages.info(request, f"This image is already classified by model {active.label}.")
-        elif not image.is_finished:
-            messages.info(request, "This image is already waiting for classification.")
-        else:
-            services.image_requeue(image=image, user=request.user)
-            messages.success(
-                request, f"The image was queued for classification with model {active.label}."
-            )
-        return redirect("cases:image-detail", pk=image.pk)
+    action = services.image_reclassify
 
 
 # --- Presentation helpers ---------------------------------------------------------------------
@@ -345,7 +381,7 @@ def vote_summary(prediction: Prediction | None) -> str:
 def image_display_url(image: SmearImage) -> str:
     if image.format in BROWSER_FORMATS:
         return reverse("cases:image-file", args=[image.pk])
-    return reverse("cases:image-thumbnail", args=[image.pk]) + "?size=large"
+    return reverse("cases:image-thumbnail", args=[image.pk])
 
 
 def image_result_context(request, image: SmearImage) -> dict:
@@ -360,9 +396,11 @@ def image_result_context(request, image: SmearImage) -> dict:
         and prediction is not None
         and prediction.model_version_id != active.pk
     )
+    can_retry = not waiting_for_model and services.retry_refusal(image) is None
     state = "|".join(
         [
             image.status,
+            "retry" if can_retry else "",
             "waiting" if waiting_for_model else "",
             str(prediction.pk if prediction else ""),
             str(len(history)),
@@ -377,7 +415,7 @@ def image_result_context(request, image: SmearImage) -> dict:
         "history": history,
         "active_version": active,
         "waiting_for_model": waiting_for_model,
-        "can_retry": image.status == SmearImage.Status.FAILED,
+        "can_retry": can_retry,
         "can_reclassify": can_reclassify,
         "state": state,
     }
@@ -494,22 +532,8 @@ def _etag(image: SmearImage, variant: str = "") -> str:
 
 
 def _harden(response):
-    """Headers for smear image bytes: never in a shared cache, never sniffed, never a page."""
-    response["Cache-Control"] = "private"
+    """Headers for smear image bytes: never sniffed, never a page (``NoStoreMiddleware`` adds
+    ``Cache-Control: no-store``)."""
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
-
-
-def _thumbnail_bytes(image: SmearImage, side: int) -> bytes:
-    from PIL import Image, ImageOps
-
-    with default_storage.open(image.file.name, "rb") as fh, Image.open(fh) as im:
-        im.draft("RGB", (side, side))  # JPEG: decode at a reduced scale; others: no-op
-        shown = ImageOps.exif_transpose(im)
-        shown.thumbnail((side, side))
-        if shown.mode != "RGB":
-            shown = shown.convert("RGB")
-        out = io.BytesIO()
-        shown.save(out, "JPEG", quality=85, optimize=True)
-    return out.getvalue()

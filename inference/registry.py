@@ -121,6 +121,15 @@ def artifact_local_path(
     return path
 
 
+def verify_artifacts(version: ModelVersion) -> None:
+    """Check every member's artifact is there with its registered sha256, without loading it.
+
+    Raises ``ArtifactIntegrityError`` naming the first member that fails.
+    """
+    for member in version.members:
+        artifact_local_path(version, member)
+
+
 def _cached_download(storage, artifact: str, expected: str, member: str, version) -> Path:
     cache_dir = Path(settings.LP_MODEL_CACHE_DIR)
     cache_dir.mkdir(parents=True, exist_ok=True)

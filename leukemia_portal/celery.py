@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leukemia_portal.settings.dev")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leukemia_portal.settings.local")
 
 app = Celery("leukemia_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

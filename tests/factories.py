@@ -84,9 +84,13 @@ def make_image(patient, user, *, seed: int = 0, name: str = "smear.png") -> Smea
 
 
 def stored_smear_files() -> list[str]:
-    """Every stored smear file. Media is shared by a session's tests: compare before/after."""
-    try:
-        dirs, _ = default_storage.listdir("smears")
-    except FileNotFoundError:
-        return []
-    return sorted(f"{d}/{f}" for d in dirs for f in default_storage.listdir(f"smears/{d}")[1])
+    """Every stored smear file and thumbnail. Media is shared by a session's tests: compare
+    before/after."""
+    found = []
+    for top in ("smears", "thumbnails"):
+        try:
+            dirs, _ = default_storage.listdir(top)
+        except FileNotFoundError:
+            continue
+        found += [f"{top}/{d}/{f}" for d in dirs for f in default_storage.listdir(f"{top}/{d}")[1]]
+    return sorted(found)

@@ -6,8 +6,10 @@ this file. For each URL and each HTTP method its view implements:
 * anonymous: refused (pages: 302 to the login page; API: 401 with WWW-Authenticate);
 * another clinician: 404 for an object that is not theirs (never 403: existence must not leak);
   lists do not show the other clinician's objects;
-* the owner, and staff: may see it (GET answers 2xx/3xx, or 405 for a POST-only action);
-* no GET writes anything, and no refused request does (no audit event appears).
+* the owner, and staff: may see it (GET answers 2xx/3xx, or 405 for a POST-only action), and
+  every GET that shows patient data records a read event naming them (the status poll aside:
+  the image page it polls for was recorded);
+* a GET writes nothing but read events, and a refused request writes nothing at all.
 
 URL kwargs are filled with objects owned by the owner. A kwarg name this file does not know makes
 the test fail: teach ``OBJECT_KWARGS`` (or ``PK_SEGMENTS``) which object it names. A URL that must
@@ -155,11 +157,32 @@ def call(client, method: str, url: str, endpoint: Endpoint):
     return getattr(client, method)(url, data={})
 
 
+READ_EVENTS = {
+    AuditEvent.EventType.PATIENT_VIEWED,
+    AuditEvent.EventType.PATIENT_LIST_VIEWED,
+    AuditEvent.EventType.IMAGE_VIEWED,
+    AuditEvent.EventType.IMAGE_FILE_READ,
+    AuditEvent.EventType.IMAGE_LIST_VIEWED,
+    AuditEvent.EventType.PREDICTION_VIEWED,
+    AuditEvent.EventType.PREDICTION_LIST_VIEWED,
+}
+NOT_AUDITED_READS = {"cases:image-status", "cases:patient-create", "api:token-revoke"}
+
+
 @pytest.fixture
 def audit_unchanged(db):
     before = AuditEvent.objects.count()
     yield
-    assert AuditEvent.objects.count() == before, "a refused request or a GET wrote something"
+    assert AuditEvent.objects.count() == before, "a refused request wrote something"
+
+
+@pytest.fixture
+def only_reads_recorded(db):
+    last = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    yield
+    written = set(AuditEvent.objects.filter(id__gt=last).values_list("event_type", flat=True))
+    written.discard(AuditEvent.EventType.LOGIN_SUCCEEDED)  # the test's own force_login
+    assert written <= READ_EVENTS, f"a GET wrote {written - READ_EVENTS}"
 
 
 # --- The rules --------------------------------------------------------------------------------
@@ -205,13 +228,15 @@ def test_anonymous_is_refused(client, endpoint, owned, audit_unchanged):
 
 
 @pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
-def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, audit_unchanged):
+def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, only_reads_recorded):
     client.force_login(clinician)  # dr_ada; everything in ``owned`` is dr_bob's
     url = url_of(endpoint, owned)
     if endpoint.kwargs:
+        before = AuditEvent.objects.count()
         for method in endpoint.methods:
             response = call(client, method, url, endpoint)
             assert response.status_code == 404, (method, url, response.status_code)
+        assert AuditEvent.objects.count() == before, "a refused request wrote something"
         return
     if "get" not in endpoint.methods:
         return
@@ -229,10 +254,12 @@ def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, aud
 @pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
 @pytest.mark.parametrize("who", ["owner", "staff"])
 def test_the_owner_and_staff_may_see_it(
-    client, other_clinician, staff, who, endpoint, owned, audit_unchanged
+    client, other_clinician, staff, who, endpoint, owned, only_reads_recorded
 ):
-    client.force_login(other_clinician if who == "owner" else staff)
+    user = other_clinician if who == "owner" else staff
+    client.force_login(user)
     url = url_of(endpoint, owned)
+    before = AuditEvent.objects.filter(acting_user=user).count()
     response = client.get(url)
     assert 200 <= response.status_code < 400 or response.status_code == 405, (
         url,
@@ -240,6 +267,9 @@ def test_the_owner_and_staff_may_see_it(
     )
     if response.status_code == 405:
         assert "get" not in endpoint.methods, f"{url} implements GET but answered 405"
+    elif response.status_code == 200 and endpoint.name not in NOT_AUDITED_READS:
+        after = AuditEvent.objects.filter(acting_user=user).count()
+        assert after == before + 1, f"reading {url} was not audited"
 
 
 def test_token_endpoint_is_the_only_public_one_and_needs_a_password(client, owned):

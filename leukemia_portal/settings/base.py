@@ -5,6 +5,7 @@ A fresh machine needs no server: without ``DATABASE_URL`` the database is a SQLi
 without ``AWS_STORAGE_BUCKET_NAME`` media files stay on the local filesystem under ``var/media``.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "inference",
     "cases",
     "ml_training",
@@ -41,12 +44,17 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "leukemia_portal.middleware.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leukemia_portal.middleware.ClientAddressMiddleware",
+    # Last: turns a lockout flagged by the authentication backend into a 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leukemia_portal.urls"
@@ -72,6 +80,25 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'd
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
 
+
+def sqlite_options(database: dict) -> dict:
+    """The embedded default shared by the web process and the worker: WAL (readers never wait
+    for the writer), a busy timeout (a writer waits for the lock instead of failing), and
+    ``BEGIN IMMEDIATE`` (a transaction takes the write lock up front, so two writers never
+    deadlock on a lock upgrade, SQLite's "database is locked" that no timeout cures)."""
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": env.int("LP_SQLITE_BUSY_TIMEOUT_S", default=30),
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+    return database
+
+
+sqlite_options(DATABASES["default"])
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -85,6 +112,33 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+
+# --- Authentication: lockout, sessions, API tokens ----------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out account or address before the password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins are counted in the database, so every web process and the token endpoint share
+# them. After AXES_FAILURE_LIMIT failures for one account, or from one address, further tries are
+# refused for the cool-down; a correct password during the cool-down is refused too.
+AXES_FAILURE_LIMIT = env.int("LP_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LP_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-down stays bounded
+AXES_LOCKOUT_CALLABLE = "leukemia_portal.lockout.lockout_response"
+AXES_IPWARE_PROXY_COUNT = env.int("LP_TRUSTED_PROXY_COUNT", default=0) or None
+AXES_VERBOSE = False
+
+# Sessions end after LP_SESSION_IDLE_MINUTES without a request, and when the browser closes.
+SESSION_COOKIE_AGE = 60 * env.int("LP_SESSION_IDLE_MINUTES", default=30)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# API tokens expire this long after they were issued, and are deleted at logout.
+LP_API_TOKEN_TTL = timedelta(hours=env.int("LP_API_TOKEN_TTL_HOURS", default=8))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "cases:patient-list"
@@ -139,7 +193,13 @@ LP_WEIGHTS_DIR = env(
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int(
+    "CELERY_TASK_SOFT_TIME_LIMIT", default=max(1, CELERY_TASK_TIME_LIMIT - 60)
+)
+# A pool process loads and warms the whole ensemble before it reports "up" (16-50 s for the
+# five-member cpu model here). Celery kills a child that is not up after this many seconds
+# (default 4 s, which made every replacement child die in a loop): keep it above the load time.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=300.0)
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="leukemia-portal")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -161,17 +221,41 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Redis redelivers unacknowledged messages after the visibility timeout: keep it well above
-    # the longest task, or a slow classification would be run twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * CELERY_TASK_TIME_LIMIT}
+    # Redis redelivers a dead worker's unacknowledged messages after the visibility timeout:
+    # above the longest task (the hard time limit), so a slow classification is not run twice.
+    # The lifecycle sweep (below) recovers such images sooner than that.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT}
+
+# --- Classification lifecycle: retries and the recovery sweep (cases.services.lifecycle) ------
+# A classification is tried at most this many times (retries after errors, redeliveries after a
+# worker died mid-task); then the image ends ``failed`` with a message.
+LP_CLASSIFY_MAX_ATTEMPTS = env.int("LP_CLASSIFY_MAX_ATTEMPTS", default=5)
+# The sweep runs every LP_SWEEP_INTERVAL_S (Celery beat). It re-sends images left ``queued``
+# whose task could not be sent, or was sent longer than LP_SWEEP_QUEUED_AFTER_S ago, and resets
+# ``processing`` images older than the hard time limit plus LP_SWEEP_GRACE_S.
+LP_SWEEP_INTERVAL_S = env.float("LP_SWEEP_INTERVAL_S", default=60.0)
+LP_SWEEP_QUEUED_AFTER_S = env.int("LP_SWEEP_QUEUED_AFTER_S", default=600)
+LP_SWEEP_GRACE_S = env.int("LP_SWEEP_GRACE_S", default=60)
+CELERY_BEAT_SCHEDULE = {
+    "recover-stuck-images": {
+        "task": "cases.tasks.recover_images",
+        "schedule": LP_SWEEP_INTERVAL_S,
+        "options": {"expires": LP_SWEEP_INTERVAL_S},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Test-only fault injection (seconds to sleep after an image is claimed); 0 everywhere else.
+LP_FAULT_DELAY_AFTER_CLAIM_S = 0.0
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: an anonymous API call then gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "cases.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Every API error is JSON, including a request Django refuses before the view runs.
+    "EXCEPTION_HANDLER": "leukemia_portal.errors.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -186,10 +270,28 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Swagger UI assets ship with drf-spectacular-sidecar: the docs page needs no CDN.
-    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",  # served by the split view: no inline script (CSP)
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Security headers ---------------------------------------------------------------------------
+# Every HTML page: scripts, styles, images only from this origin; no inline script or style.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,
@@ -197,5 +299,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LP_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -10,7 +10,7 @@ import socket
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, sqlite_options
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -44,3 +44,7 @@ STORAGES = {  # noqa: F405
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not an in-memory database, so a Celery worker started by a test can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+    sqlite_options(DATABASES["default"])  # noqa: F405
+
+# Fault injection for the fault tests' worker processes (never set outside tests).
+LP_FAULT_DELAY_AFTER_CLAIM_S = env.float("LP_FAULT_DELAY_AFTER_CLAIM_S", default=0.0)

@@ -7,6 +7,9 @@
  * page), badge_html into the badge (data-badge-target, or [data-badge-cell] in a table row),
  * summary_html into [data-summary-cell]. The server renders every fragment, so the page and
  * the update share one template each.
+ *
+ * Bar widths come as data-width (a percentage) and are set here: the Content-Security-Policy
+ * allows no inline style attribute.
  */
 (function () {
   "use strict";
@@ -68,6 +71,14 @@
     this.schedule();
   };
 
+  function applyWidths(root) {
+    var bars = root.querySelectorAll("[data-width]");
+    for (var i = 0; i < bars.length; i++) {
+      var width = parseFloat(bars[i].getAttribute("data-width"));
+      if (!isNaN(width)) { bars[i].style.width = Math.max(0, Math.min(100, width)) + "%"; }
+    }
+  }
+
   Poller.prototype.apply = function (data) {
     var el = this.el;
     el.setAttribute("data-state", data.state);
@@ -77,6 +88,7 @@
     var result = el.querySelector("[data-result]");
     if (result && typeof data.result_html === "string") {
       result.innerHTML = data.result_html;
+      applyWidths(result);
     }
     var badgeTarget = el.getAttribute("data-badge-target");
     var badge = badgeTarget ? document.querySelector(badgeTarget) : el.querySelector("[data-badge-cell]");
@@ -91,6 +103,7 @@
   };
 
   function start() {
+    applyWidths(document);
     if (!window.fetch) return; // very old browsers: the page still works with a manual reload
     var pollers = [];
     var nodes = document.querySelectorAll("[data-poll-url]");

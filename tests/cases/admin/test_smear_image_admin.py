@@ -6,9 +6,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
 from cases.models import AuditEvent, SmearImage
-from tests.factories import make_image, make_prediction
+from inference.models import ModelVersion
+from tests.factories import make_image, make_model_version, make_prediction
 
 CHANGELIST = reverse("admin:cases_smearimage_changelist")
 
@@ -69,22 +71,23 @@ def test_requeue_action_queues_failed_and_finished_images(
         status=SmearImage.Status.FAILED, error_message="broken"
     )
     done = make_image(patient, clinician, seed=104)
-    make_prediction(done)
+    make_prediction(done)  # by a retired version
+    make_model_version(status=ModelVersion.Status.ACTIVE)  # a newer one is active
 
     with (
-        mock.patch("cases.tasks.classify_image.delay") as delay,
+        mock.patch("cases.tasks.classify_image.apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = requeue(admin_client_logged_in, image, done)
 
     assert response.status_code == 200
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        "2 images were queued again for classification."
+        "2 images were queued for classification."
     ]
     for queued in (image, done):
         queued.refresh_from_db()
-        assert (queued.status, queued.error_message) == ("queued", "")
-    assert sorted(c.args[0] for c in delay.call_args_list) == sorted([image.pk, done.pk])
+        assert (queued.status, queued.error_message, queued.attempts) == ("queued", "", 0)
+    assert sorted(c.kwargs["args"][0] for c in send.call_args_list) == sorted([image.pk, done.pk])
     events = AuditEvent.objects.filter(event_type=AuditEvent.EventType.IMAGE_REQUEUED)
     assert {(e.image_id, e.acting_user_id) for e in events} == {
         (image.pk, admin_user.pk),
@@ -92,11 +95,14 @@ def test_requeue_action_queues_failed_and_finished_images(
     }
 
 
-def test_requeue_leaves_waiting_images_alone(admin_client_logged_in, image):
+def test_requeue_says_truthfully_what_it_left_alone_and_why(admin_client_logged_in, image):
+    SmearImage.objects.filter(pk=image.pk).update(enqueued_at=timezone.now())
+
     response = requeue(admin_client_logged_in, image)
 
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        "1 image was already queued or processing; it was left as it was."
+        f"Left as they were (images {image.pk}): This image is waiting in the queue and will "
+        "be classified shortly."
     ]
     assert not AuditEvent.objects.filter(event_type=AuditEvent.EventType.IMAGE_REQUEUED).exists()
 

@@ -58,9 +58,14 @@ def test_without_credentials_the_api_refuses(api):
     assert "credentials were not provided" in response.json()["detail"]
 
 
-def test_password_guessing_is_throttled(api, clinician):
-    for _ in range(10):
+def test_password_guessing_is_locked_out_even_with_the_right_password_afterwards(api, clinician):
+    """The old per-process throttle let 30 guesses through and then refused the real user."""
+    for _ in range(4):
         assert api.post(TOKEN_URL, {"username": "dr_ada", "password": "guess"}).status_code == 400
+    # The fifth failure locks the account out; so is the right password afterwards.
+    assert api.post(TOKEN_URL, {"username": "dr_ada", "password": "guess"}).status_code == 429
     response = api.post(TOKEN_URL, {"username": "dr_ada", "password": "pw-ada-123456"})
     assert response.status_code == 429
+    assert "blocked for 15 minutes" in response.json()["detail"]
+    assert int(response["Retry-After"]) == 15 * 60
     assert not Token.objects.exists()

@@ -58,4 +58,8 @@ def test_the_docs_page_renders_from_local_static_files(client, clinician):
         assert finders.find(url.split("/", 2)[2]) is not None, f"{url} is not a static file"
     assert not re.search(r"https?://", " ".join(sources))
     assert "cdn" not in html.lower()
-    assert 'url: "/api/schema/"' in html  # the schema it loads, from this site
+    # No inline script (CSP): the start-up script is a file of this site, and names the schema.
+    assert "<script>" not in html
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200
+    assert "/api/schema/" in script.content.decode()

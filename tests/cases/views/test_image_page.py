@@ -45,7 +45,7 @@ def test_result_shows_label_bars_votes_and_agreement(
     assert "1 voted for another class" in page
     # one bar per class with the mean probability, the winner first among equals
     for name, percent in [("Benign", "4.0"), ("Early", "12.0"), ("Pre", "71.0"), ("Pro", "13.0")]:
-        assert f'style="width: {percent}%"' in page, name
+        assert f'data-width="{percent}"' in page, name  # set by status.js (CSP: no inline style)
         assert f'<span class="bar-value">{percent}%</span>' in page, name
     assert "4 votes" in page and "1 vote<" in page
     # the member table: every member with its vote and per-class probabilities

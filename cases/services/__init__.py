@@ -1,0 +1,73 @@
+"""Writes. Views, the API, the admin and Celery tasks call these; none writes models directly.
+
+One module per domain: ``patients``, ``uploads``, ``lifecycle`` (image statuses and what a
+person may ask for), ``classification`` (the worker's side), ``recovery`` (the sweep),
+``accounts`` and ``audit``. Each service validates, works in one transaction, writes its audit
+event in that transaction, and defers Celery work to ``transaction.on_commit`` so a worker never
+sees a row that is not committed yet. The names below are the public surface.
+"""
+
+from .accounts import (
+    sign_in_failed_recorded,
+    sign_in_recorded,
+    sign_out_recorded,
+    token_is_expired,
+    token_issue,
+    token_revoke,
+    user_ensure,
+)
+from .audit import audit_event_create, audit_read, request_address
+from .classification import Classified, Outcome, image_classify, prediction_record
+from .lifecycle import (
+    ALLOWED,
+    ActionRefused,
+    ActionResult,
+    IllegalTransition,
+    ImageBusy,
+    image_enqueue,
+    image_reclassify,
+    image_requeue,
+    image_retry,
+    image_transition,
+    retry_refusal,
+)
+from .patients import PATIENT_FIELDS, patient_create, patient_update
+from .recovery import RecoveryReport, images_recover
+from .uploads import UploadReport, image_thumbnail_ensure, smear_image_upload, smear_images_upload
+
+__all__ = [
+    "ALLOWED",
+    "PATIENT_FIELDS",
+    "ActionRefused",
+    "ActionResult",
+    "Classified",
+    "IllegalTransition",
+    "ImageBusy",
+    "Outcome",
+    "RecoveryReport",
+    "UploadReport",
+    "audit_event_create",
+    "audit_read",
+    "image_classify",
+    "image_enqueue",
+    "image_reclassify",
+    "image_requeue",
+    "image_retry",
+    "image_thumbnail_ensure",
+    "image_transition",
+    "images_recover",
+    "patient_create",
+    "patient_update",
+    "prediction_record",
+    "request_address",
+    "retry_refusal",
+    "sign_in_failed_recorded",
+    "sign_in_recorded",
+    "sign_out_recorded",
+    "smear_image_upload",
+    "smear_images_upload",
+    "token_is_expired",
+    "token_issue",
+    "token_revoke",
+    "user_ensure",
+]

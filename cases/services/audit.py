@@ -1,0 +1,57 @@
+"""The audit log: every write, every read of patient data, every sign-in (Zulip's shape).
+
+Writes are recorded by the service that makes them, inside its transaction. Reads are recorded by
+``audit_read``, called by the views and the API after the object was found in the user's scope.
+"""
+
+from ..models import AuditEvent
+
+EventType = AuditEvent.EventType
+
+
+def audit_event_create(
+    *,
+    event_type,
+    acting_user=None,
+    address=None,
+    patient=None,
+    image=None,
+    old=None,
+    new=None,
+    extra=None,
+) -> AuditEvent:
+    """Append one event. ``patient`` defaults to the image's patient."""
+    data = dict(extra or {})
+    if old is not None:
+        data["old"] = old
+    if new is not None:
+        data["new"] = new
+    patient_id = patient.pk if patient is not None else getattr(image, "patient_id", None)
+    return AuditEvent.objects.create(
+        event_type=event_type,
+        acting_user=acting_user if getattr(acting_user, "is_authenticated", False) else None,
+        ip_address=address or None,
+        patient_id=patient_id,
+        image=image,
+        extra_data=data,
+    )
+
+
+def audit_read(*, request, event_type, patient=None, image=None, extra=None) -> AuditEvent:
+    """Record that ``request.user`` read patient data (a page, a file, an API answer)."""
+    return audit_event_create(
+        event_type=event_type,
+        acting_user=request.user,
+        address=request_address(request),
+        patient=patient,
+        image=image,
+        extra={"path": request.path[:200], **(extra or {})},
+    )
+
+
+def request_address(request) -> str | None:
+    address = getattr(request, "client_address", None)
+    if address is None:  # DRF's Request wraps the HttpRequest; tests may call without middleware
+        inner = getattr(request, "_request", request)
+        address = getattr(inner, "client_address", None) or inner.META.get("REMOTE_ADDR")
+    return address or None

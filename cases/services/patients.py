@@ -1,0 +1,59 @@
+"""Patients: register and correct, each change audited with its old and new values."""
+
+from django.db import transaction
+
+from ..models import AuditEvent, Patient
+from .audit import audit_event_create
+
+PATIENT_FIELDS = ("record_number", "display_label", "sex", "birth_year")
+
+
+def patient_create(*, owner, record_number, display_label, sex="", birth_year=None) -> Patient:
+    patient = Patient(
+        owner=owner,
+        record_number=(record_number or "").strip(),
+        display_label=(display_label or "").strip(),
+        sex=sex or "",
+        birth_year=birth_year,
+    )
+    patient.full_clean()
+    with transaction.atomic():
+        patient.save()
+        audit_event_create(
+            event_type=AuditEvent.EventType.PATIENT_CREATED,
+            acting_user=owner,
+            patient=patient,
+            new=_patient_values(patient),
+        )
+    return patient
+
+
+def patient_update(*, patient: Patient, user, data: dict) -> Patient:
+    """Change the given fields; returns early (no audit row) when nothing changed."""
+    old, new = {}, {}
+    for name in PATIENT_FIELDS:
+        if name not in data:
+            continue
+        value = data[name]
+        if isinstance(value, str):
+            value = value.strip()
+        if getattr(patient, name) != value:
+            old[name], new[name] = getattr(patient, name), value
+            setattr(patient, name, value)
+    if not new:
+        return patient
+    patient.full_clean()
+    with transaction.atomic():
+        patient.save(update_fields=[*new, "updated_at"])
+        audit_event_create(
+            event_type=AuditEvent.EventType.PATIENT_UPDATED,
+            acting_user=user,
+            patient=patient,
+            old=old,
+            new=new,
+        )
+    return patient
+
+
+def _patient_values(patient: Patient) -> dict:
+    return {name: getattr(patient, name) for name in PATIENT_FIELDS}

@@ -1,0 +1,142 @@
+"""Uploads: validate, store the pixels and a thumbnail under content-hash names, create the
+queued row with its audit event, and send the classification task once the row is committed.
+
+All or nothing per file: a rejected or failed file leaves neither a row nor a stored file.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from ..models import AuditEvent, Patient, SmearImage, smear_upload_to, thumbnail_upload_to
+from ..validation import check_smear_image
+from .audit import audit_event_create
+from .lifecycle import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UploadReport:
+    stored: list[SmearImage] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # one readable message per rejected file
+
+
+def smear_image_upload(*, patient: Patient, file, uploaded_by, address=None) -> SmearImage:
+    """Validate, store, create the queued row, enqueue on commit.
+
+    Raises ``ValidationError`` with a readable message; on any failure nothing stays behind:
+    neither a row nor a stored file.
+    """
+    name = (getattr(file, "name", "") or "upload").rsplit("/", 1)[-1][:255]
+    checked = check_smear_image(file)
+    if SmearImage.objects.filter(patient=patient, sha256=checked.sha256).exists():
+        raise _duplicate(name)
+    image = SmearImage(
+        patient=patient,
+        original_name=name,
+        sha256=checked.sha256,
+        width=checked.width,
+        height=checked.height,
+        format=checked.format,
+        original_format=checked.original_format,
+        size_bytes=checked.size_bytes,
+        uploaded_by=uploaded_by,
+        status=SmearImage.Status.QUEUED,
+    )
+    written: list[str] = []  # files this call wrote, so only those are removed on failure
+    try:
+        with transaction.atomic():
+            image.file.name = _store(smear_upload_to(image, name), checked.content, written)
+            image.thumbnail.name = _store(
+                thumbnail_upload_to(image, name), checked.thumbnail, written
+            )
+            image.save()
+            audit_event_create(
+                event_type=AuditEvent.EventType.IMAGE_UPLOADED,
+                acting_user=uploaded_by,
+                address=address,
+                patient=patient,
+                image=image,
+                new={
+                    "original_name": name,
+                    "sha256": checked.sha256,
+                    "original_format": checked.original_format,
+                },
+            )
+            enqueue_on_commit(image.pk)
+    except IntegrityError as exc:
+        _delete_stored(written)
+        raise _duplicate(name) from exc
+    except BaseException:
+        _delete_stored(written)
+        raise
+    return image
+
+
+def smear_images_upload(*, patient: Patient, files, uploaded_by, address=None) -> UploadReport:
+    """Store every valid file; report every invalid one. Each file is all-or-nothing."""
+    files = list(files)
+    report = UploadReport()
+    if not files:
+        report.rejected.append("Choose at least one image file.")
+        return report
+    limit = settings.LP_MAX_FILES_PER_UPLOAD
+    if len(files) > limit:
+        report.rejected.append(f"{len(files)} files were sent; at most {limit} at a time.")
+        return report
+    for file in files:
+        try:
+            report.stored.append(
+                smear_image_upload(
+                    patient=patient, file=file, uploaded_by=uploaded_by, address=address
+                )
+            )
+        except ValidationError as exc:
+            report.rejected.extend(exc.messages)
+    return report
+
+
+def _store(content_name: str, content: bytes, written: list[str]) -> str:
+    """Content-addressed: the same bytes stored before (another patient's copy) are reused."""
+    if default_storage.exists(content_name):
+        return content_name
+    stored = default_storage.save(content_name, ContentFile(content))
+    written.append(stored)
+    return stored
+
+
+def _duplicate(name: str) -> ValidationError:
+    return ValidationError(
+        f"“{name}” was already uploaded for this patient.", code="duplicate_image"
+    )
+
+
+def _delete_stored(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+            logger.exception("could not delete %s after a failed upload", name)
+
+
+def image_thumbnail_ensure(*, image: SmearImage) -> str:
+    """The stored thumbnail's name; made and stored once for images uploaded before thumbnails
+    were made at upload time (the decoder's pixel limit still applies)."""
+    if image.thumbnail and default_storage.exists(image.thumbnail.name):
+        return image.thumbnail.name
+    from inference.preprocessing import decode_image
+
+    from ..validation import thumbnail_jpeg
+
+    with default_storage.open(image.file.name, "rb") as fh:
+        rgb = decode_image(fh.read(), max_pixels=settings.LP_MAX_IMAGE_PIXELS)
+    name = _store(thumbnail_upload_to(image, image.original_name), thumbnail_jpeg(rgb), [])
+    SmearImage.objects.filter(pk=image.pk).update(thumbnail=name)
+    image.thumbnail.name = name
+    return name

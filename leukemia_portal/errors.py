@@ -1,0 +1,79 @@
+"""Error answers: JSON under ``/api/``, the project's own pages everywhere else.
+
+Django refuses some requests before a view can answer (too many files, too large a body, a bad
+Host header): those become a JSON error for API callers too, never an HTML or debug page, and
+never echo the request's headers or cookies.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def request_refused_message(exc: Exception) -> tuple[int, str]:
+    """The status and a plain sentence for a request Django refused while reading it."""
+    if isinstance(exc, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return status.HTTP_400_BAD_REQUEST, (
+            f"More than {limit} files were sent in one request; send at most {limit} at a time."
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return status.HTTP_400_BAD_REQUEST, "The request has too many form fields."
+    if isinstance(exc, RequestDataTooBig):
+        return status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large."
+    return status.HTTP_400_BAD_REQUEST, "The request was refused as malformed."
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler, plus JSON for what DRF leaves to Django (``SuspiciousOperation``)."""
+    response = exception_handler(exc, context)
+    if response is None and isinstance(exc, SuspiciousOperation):
+        code, message = request_refused_message(exc)
+        logger.warning("API request refused: %s", exc.__class__.__name__)
+        response = Response({"detail": message}, status=code)
+    return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception=None):
+    if _is_api(request):
+        _, message = request_refused_message(exception)
+        return JsonResponse({"detail": message}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"detail": "You do not have permission for this."}, status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse(
+            {"detail": "Internal server error. Try again; if it persists, tell an administrator."},
+            status=500,
+        )
+    return defaults.server_error(request)

@@ -1,0 +1,45 @@
+"""Project-wide response and request hygiene."""
+
+from django.conf import settings
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every response but static files.
+
+    Pages, API answers, smear images and thumbnails all carry patient data: no browser cache,
+    no proxy, no back-button copy may keep them. Static assets (served by whitenoise before this
+    middleware runs) are the only responses that are cached.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.static_prefix = "/" + settings.STATIC_URL.lstrip("/")
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.path.startswith(self.static_prefix):
+            add_never_cache_headers(response)  # max-age=0, no-cache, no-store, must-revalidate
+            patch_cache_control(response, private=True)
+        return response
+
+
+class ClientAddressMiddleware:
+    """``request.client_address``: the address the audit log records for this request.
+
+    The same address django-axes counts failed logins against (django-ipware, honouring
+    ``LP_TRUSTED_PROXY_COUNT`` reverse proxies in front of the portal).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.client_address = client_address(request)
+        return self.get_response(request)
+
+
+def client_address(request) -> str | None:
+    from axes.helpers import get_client_ip_address
+
+    return get_client_ip_address(request) or None
