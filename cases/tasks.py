@@ -15,21 +15,25 @@ from . import services
 
 logger = logging.getLogger(__name__)
 
-# Retries when nothing could be recorded (the row was locked, the database did not answer).
-# Past them the image is left as it is, and the recovery sweep takes it up.
-DATABASE_RETRIES = 8
+# Retries when nothing could be recorded on the image (its row was locked, the database did not
+# answer, the model load ran out of time). Past them the image is left as it is: the recovery
+# sweep takes it up.
+UNRECORDED_RETRIES = 8
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def classify_image(self, image_id: int) -> str:
     try:
         result = services.image_classify(image_id=image_id, task_id=self.request.id)
-    except (services.ImageBusy, DatabaseError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the service records everything it can
         tries = self.request.retries
-        if tries >= DATABASE_RETRIES:
-            logger.exception("image %s: database unavailable; left to the sweep", image_id)
+        if tries >= UNRECORDED_RETRIES:
+            logger.exception("image %s: giving up for now; the recovery sweep will", image_id)
             return "left-to-sweep"
-        logger.warning("image %s: %s; retrying", image_id, exc)
+        if isinstance(exc, services.ImageBusy | DatabaseError):
+            logger.warning("image %s: %s; retrying", image_id, exc)
+        else:
+            logger.exception("image %s: unexpected error outside an attempt; retrying", image_id)
         raise self.retry(countdown=min(2**tries, 60)) from exc
     logger.info("image %s: %s", image_id, result.outcome.value)
     if result.outcome is services.Outcome.RETRY:

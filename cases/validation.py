@@ -90,16 +90,46 @@ def check_smear_image(uploaded_file) -> CheckedImage:
         )
     if min(width, height) < MIN_SIDE:
         raise _error(name, f"is only {width}×{height} pixels; at least {MIN_SIDE} are needed")
-    rgb = _pixels(name, content, max_pixels)
-    stored = _encode(Image.fromarray(rgb), STORED_FORMAT, compress_level=3)
+    from inference.exceptions import ImageDecodeError
+
+    try:
+        pixels = store_as_pixels(content, max_pixels=max_pixels)
+    except ImageDecodeError as exc:
+        raise _error(name, f"cannot be read ({exc})") from exc
     return CheckedImage(
+        content=pixels.content,
+        sha256=pixels.sha256,
+        width=pixels.width,
+        height=pixels.height,
+        format=STORED_FORMAT,
+        original_format=fmt,
+        size_bytes=len(pixels.content),
+        thumbnail=pixels.thumbnail,
+    )
+
+
+@dataclass(frozen=True)
+class StoredPixels:
+    content: bytes  # lossless PNG of the decoded pixels
+    sha256: str
+    width: int
+    height: int
+    thumbnail: bytes
+
+
+def store_as_pixels(content: bytes, *, max_pixels: int | None = None) -> StoredPixels:
+    """The pixels the model sees (``decode_image``), as a PNG and a thumbnail, nothing else.
+
+    Raises ``inference.exceptions.ImageDecodeError`` for a file that cannot be decoded."""
+    from inference.preprocessing import decode_image
+
+    rgb = decode_image(content, max_pixels=max_pixels)
+    stored = _encode(Image.fromarray(rgb), STORED_FORMAT, compress_level=3)
+    return StoredPixels(
         content=stored,
         sha256=hashlib.sha256(stored).hexdigest(),
         width=rgb.shape[1],
         height=rgb.shape[0],
-        format=STORED_FORMAT,
-        original_format=fmt,
-        size_bytes=len(stored),
         thumbnail=thumbnail_jpeg(rgb),
     )
 
@@ -109,16 +139,6 @@ def thumbnail_jpeg(rgb: np.ndarray) -> bytes:
     small = Image.fromarray(rgb)
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     return _encode(small, "JPEG", quality=85, optimize=True)
-
-
-def _pixels(name: str, content: bytes, max_pixels: int) -> np.ndarray:
-    from inference.exceptions import ImageDecodeError
-    from inference.preprocessing import decode_image
-
-    try:
-        return decode_image(content, max_pixels=max_pixels)
-    except ImageDecodeError as exc:
-        raise _error(name, f"cannot be read ({exc})") from exc
 
 
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:

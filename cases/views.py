@@ -167,9 +167,8 @@ class PatientDetailView(LoginRequiredMixin, ScopedPatientMixin, View):
         try:
             form = SmearUploadForm(request.POST, request.FILES)
         except SuspiciousOperation as exc:  # too many files, too large a request
-            form = SmearUploadForm()
-            form.add_error(None, request_refused_message(exc)[1])
-            return self.render_page(form, status=400)
+            messages.error(request, f"Nothing was stored. {request_refused_message(exc)[1]}")
+            return self.render_page(SmearUploadForm(), status=400)
         report = None
         if form.is_valid():
             report = services.smear_images_upload(

@@ -9,6 +9,7 @@ the technical reason for the operator (``failure_detail``, the log with its trac
 
 import enum
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -64,10 +65,9 @@ def image_classify(*, image_id: int, task_id: str) -> Classified:
     claimed = _claim(image_id, task_id, engine.version)
     if claimed is not None:
         return claimed
-    if settings.LP_FAULT_DELAY_AFTER_CLAIM_S:  # test-only fault injection
-        time.sleep(settings.LP_FAULT_DELAY_AFTER_CLAIM_S)
-
     try:
+        if settings.LP_FAULT_DELAY_AFTER_CLAIM_S:  # test-only fault injection
+            time.sleep(settings.LP_FAULT_DELAY_AFTER_CLAIM_S)
         image = SmearImage.objects.get(pk=image_id)
         with image.file.open("rb") as fh:
             content = fh.read()
@@ -125,6 +125,14 @@ def _claim(image_id: int, task_id: str, version) -> Classified | None:
             fields=("attempts", "task_id", "processing_started_at"),
             new={"attempt": image.attempts, "task_id": task_id, "redelivered": takeover},
         )
+    logger.info(
+        "image %s: attempt %s claimed by task %s in process %s%s",
+        image_id,
+        image.attempts,
+        task_id,
+        os.getpid(),
+        " (redelivered)" if takeover else "",
+    )
     return None
 
 

@@ -219,6 +219,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu polls the folder; its default of once a second made a 50-image case wait 50 s.
+        "polling_interval": env.float("LP_FILESYSTEM_POLLING_INTERVAL_S", default=0.1),
     }
 else:
     # Redis redelivers a dead worker's unacknowledged messages after the visibility timeout:

@@ -61,24 +61,6 @@ def test_images_wait_without_an_active_model_and_run_after_activation(
     assert Prediction.objects.filter(image=image, model_version=demo_version).count() == 1
 
 
-def test_duplicate_deliveries_save_one_prediction(demo_version, celery_worker, clinician):
-    from cases.tasks import classify_image
-
-    patient = services.patient_create(owner=clinician, record_number="E2E-3", display_label="P3")
-    image = services.smear_image_upload(patient=patient, file=upload(seed=3), uploaded_by=clinician)
-    classify_image.delay(image.pk)
-    classify_image.delay(image.pk)
-
-    wait_for(lambda: _status(image.pk) == "done", timeout=240, log_path=celery_worker)
-    # Let the extra deliveries run to completion too, then count.
-    wait_for(
-        lambda: celery_worker.read_text().count(f"image {image.pk}: ") >= 3,
-        timeout=120,
-        log_path=celery_worker,
-    )
-    assert Prediction.objects.filter(image=image).count() == 1
-
-
 def test_the_suite_runs_on_postgresql_when_it_is_reachable():
     import socket
 
