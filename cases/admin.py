@@ -285,17 +285,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["acting_user__username", "patient__record_number", "=ip_address"]
     date_hierarchy = "event_time"
     actions = ["export_csv"]
-    fields = [
-        "event_time",
-        "event_type",
-        "acting_user",
-        "ip_address",
-        "patient",
-        "image",
-        "old",
-        "new",
-        "extra",
-    ]
+    fields = [*list_display, "extra"]
     readonly_fields = fields
 
     @admin.display(description="old values")

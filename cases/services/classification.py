@@ -24,6 +24,7 @@ from .lifecycle import (
     Kind,
     Status,
     failure_message,
+    image_fail_at_attempt_cap,
     image_transition,
     lock_image,
 )
@@ -96,21 +97,11 @@ def _claim(image_id: int, task_id: str, version) -> Classified | None:
         if image.status == Status.PROCESSING and image.task_id != task_id:
             return Classified(Outcome.SKIPPED)  # another task owns the attempt
         if Prediction.objects.filter(image=image, model_version=version).exists():
-            image_transition(
-                image=image,
-                to=Status.DONE,
-                event_type=EventType.IMAGE_CLASSIFIED,
-                new={"model_version": version.version, "note": "already classified"},
-            )
-            return Classified(Outcome.SKIPPED)
+            return _done_already(image, version, note="already classified")
         if image.attempts >= settings.LP_CLASSIFY_MAX_ATTEMPTS:
-            image_transition(
-                image=image,
-                to=Status.FAILED,
-                event_type=EventType.IMAGE_FAILED,
-                message=failure_message(Kind.ATTEMPTS, image=image),
-                failure_kind=Kind.ATTEMPTS,
-                failure_detail=f"attempt limit {settings.LP_CLASSIFY_MAX_ATTEMPTS} reached "
+            image_fail_at_attempt_cap(
+                image,
+                detail=f"attempt limit {settings.LP_CLASSIFY_MAX_ATTEMPTS} reached "
                 f"(task {task_id}, status {image.status})",
             )
             return Classified(Outcome.FAILED)
@@ -147,13 +138,7 @@ def _record(image_id: int, task_id: str, version, result) -> Classified:
                 prediction_record(image=image, version=version, result=result)
         except IntegrityError:
             # Another delivery of this task saved this version's prediction first.
-            image_transition(
-                image=image,
-                to=Status.DONE,
-                event_type=EventType.IMAGE_CLASSIFIED,
-                new={"model_version": version.version, "note": "saved by another delivery"},
-            )
-            return Classified(Outcome.SKIPPED)
+            return _done_already(image, version, note="saved by another delivery")
         image.processing_started_at = None
         image_transition(
             image=image,
@@ -169,6 +154,17 @@ def _record(image_id: int, task_id: str, version, result) -> Classified:
             },
         )
     return Classified(Outcome.DONE)
+
+
+def _done_already(image: SmearImage, version, *, note: str) -> Classified:
+    """The active version's prediction exists already: the image is done, nothing is run."""
+    image_transition(
+        image=image,
+        to=Status.DONE,
+        event_type=EventType.IMAGE_CLASSIFIED,
+        new={"model_version": version.version, "note": note},
+    )
+    return Classified(Outcome.SKIPPED)
 
 
 def _attempt_failed(image_id: int, task_id: str, detail: str, *, kind=Kind.UNEXPECTED):

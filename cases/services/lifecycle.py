@@ -122,6 +122,18 @@ def image_transition(
     return image
 
 
+def image_fail_at_attempt_cap(image: SmearImage, *, detail: str) -> SmearImage:
+    """The attempt cap is reached: the image ends ``failed`` instead of looping."""
+    return image_transition(
+        image=image,
+        to=Status.FAILED,
+        event_type=EventType.IMAGE_FAILED,
+        message=failure_message(Kind.ATTEMPTS, image=image),
+        failure_kind=Kind.ATTEMPTS,
+        failure_detail=detail,
+    )
+
+
 def lock_image(image_id: int) -> SmearImage | None:
     """The image row, locked for this transaction (``NOWAIT``: a busy row raises ``ImageBusy``)."""
     try:

@@ -29,9 +29,9 @@ from .lifecycle import (
     Kind,
     Status,
     enqueue_on_commit,
-    failure_message,
     hard_limit_passed_since,
     image_enqueue,
+    image_fail_at_attempt_cap,
     image_transition,
 )
 
@@ -87,14 +87,10 @@ def _recover_stale_processing(now, report: RecoveryReport) -> None:
     with transaction.atomic():
         for image in _locked(stale):
             if image.attempts >= settings.LP_CLASSIFY_MAX_ATTEMPTS:
-                image_transition(
-                    image=image,
-                    to=Status.FAILED,
-                    event_type=EventType.IMAGE_FAILED,
-                    message=failure_message(Kind.ATTEMPTS, image=image),
-                    failure_kind=Kind.ATTEMPTS,
-                    failure_detail=f"attempt {image.attempts} (task {image.task_id}) never "
-                    "finished: the worker died or hit the hard time limit",
+                image_fail_at_attempt_cap(
+                    image,
+                    detail=f"attempt {image.attempts} (task {image.task_id}) never finished: "
+                    "the worker died or hit the hard time limit",
                 )
                 report.failed.append(image.pk)
                 continue
