@@ -1,0 +1,30 @@
+"""Clinician pages. Thin: read through ``selectors`` (scoped to the user), write through
+``services``, and turn results into something a page can show.
+
+Every view requires a login. Every object is fetched through a selector that answers 404 when it
+lies outside the user's scope, so another clinician's patients and images do not exist here.
+Every read of patient data is recorded in the audit log (``services.audit_read``).
+"""
+
+from .images import (
+    ImageDetailView,
+    ImageFileView,
+    ImageReclassifyView,
+    ImageRequeueView,
+    ImageStatusView,
+    ImageThumbnailView,
+)
+from .patients import PatientCreateView, PatientDetailView, PatientEditView, PatientListView
+
+__all__ = [
+    "ImageDetailView",
+    "ImageFileView",
+    "ImageReclassifyView",
+    "ImageRequeueView",
+    "ImageStatusView",
+    "ImageThumbnailView",
+    "PatientCreateView",
+    "PatientDetailView",
+    "PatientEditView",
+    "PatientListView",
+]
