@@ -46,11 +46,38 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class AuditedReadsMixin:
+    """Staff reads of patient data are audited like everyone's: the list, and each record."""
+
+    list_event = None
+    detail_event = None
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            services.audit_read(request=request, event_type=self.list_event)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id) if request.method == "GET" else None
+        if obj is not None:
+            services.audit_read(request=request, event_type=self.detail_event, **self.audited(obj))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def audited(self, obj) -> dict:
+        raise NotImplementedError
+
+
 # --- Patients ---------------------------------------------------------------------------------
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(AuditedReadsMixin, admin.ModelAdmin):
+    list_event = AuditEvent.EventType.PATIENT_LIST_VIEWED
+    detail_event = AuditEvent.EventType.PATIENT_VIEWED
+
+    def audited(self, patient):
+        return {"patient": patient}
+
     list_display = [
         "record_number",
         "display_label",
@@ -89,10 +116,18 @@ class PatientAdmin(admin.ModelAdmin):
         }
         if change:
             services.patient_update(
-                patient=Patient.objects.get(pk=obj.pk), user=request.user, data=values
+                patient=Patient.objects.get(pk=obj.pk),
+                user=request.user,
+                data=values,
+                address=services.request_address(request),
             )
             return
-        created = services.patient_create(owner=form.cleaned_data["owner"], **values)
+        created = services.patient_create(
+            owner=form.cleaned_data["owner"],
+            created_by=request.user,
+            address=services.request_address(request),
+            **values,
+        )
         obj.pk = created.pk
         obj.created_at, obj.updated_at = created.created_at, created.updated_at
         obj._state.adding = False
@@ -119,7 +154,13 @@ class PredictionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(SmearImage)
-class SmearImageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_event = AuditEvent.EventType.IMAGE_LIST_VIEWED
+    detail_event = AuditEvent.EventType.IMAGE_VIEWED
+
+    def audited(self, image):
+        return {"image": image}
+
     list_display = [
         "id",
         "original_name",
@@ -221,7 +262,13 @@ class MemberVoteInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_event = AuditEvent.EventType.PREDICTION_LIST_VIEWED
+    detail_event = AuditEvent.EventType.PREDICTION_VIEWED
+
+    def audited(self, prediction):
+        return {"image": prediction.image, "extra": {"prediction": prediction.pk}}
+
     list_display = [
         "id",
         "image",

@@ -25,11 +25,8 @@ class NoStoreMiddleware:
 
 
 class ClientAddressMiddleware:
-    """``request.client_address``: the address the audit log records for this request.
-
-    The same address django-axes counts failed logins against (django-ipware, honouring
-    ``LP_TRUSTED_PROXY_COUNT`` reverse proxies in front of the portal).
-    """
+    """``request.client_address``: the address the audit log records for this request, the same
+    that django-axes counts failed sign-ins against (``AXES_CLIENT_IP_CALLABLE``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -40,6 +37,14 @@ class ClientAddressMiddleware:
 
 
 def client_address(request) -> str | None:
-    from axes.helpers import get_client_ip_address
-
-    return get_client_ip_address(request) or None
+    """The client's address: ``REMOTE_ADDR``, or behind ``LP_TRUSTED_PROXY_COUNT`` reverse
+    proxies the address the outermost of them saw (``X-Forwarded-For``, counted from the right,
+    so a client cannot spoof it by sending the header itself)."""
+    request = getattr(request, "_request", request)  # DRF's wrapper
+    proxies = settings.LP_TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR") or None

@@ -57,6 +57,19 @@ def test_too_many_files_is_a_json_error_that_echoes_nothing(client, clinician, p
     assert token.key not in response.content.decode()
 
 
+def test_too_large_a_request_body_is_a_json_error(client, clinician, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    token = Token.objects.create(user=clinician)
+    response = client.post(
+        "/api/v1/patients/",
+        data='{"record_number": "' + "x" * 5000 + '"}',
+        content_type="application/json",
+        headers={"authorization": f"Token {token.key}"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The request body is too large."}
+
+
 def test_too_many_files_on_the_page_is_a_form_error(client, clinician, patient_of):
     client.force_login(clinician)
     patient = patient_of(clinician)
@@ -284,3 +297,44 @@ def test_a_wrong_host_header_gets_a_plain_400(client, db):
     response = client.get("/", headers={"host": "evil.example"})
     assert response.status_code == 400
     assert "DisallowedHost" not in response.content.decode()
+
+
+def test_the_client_address_comes_from_the_trusted_proxy_only(rf, settings):
+    from leukemia_portal.middleware import client_address
+
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
+    settings.LP_TRUSTED_PROXY_COUNT = 0
+    assert client_address(request) == "10.0.0.2"  # a client-sent header is not trusted
+    settings.LP_TRUSTED_PROXY_COUNT = 1
+    assert client_address(request) == "198.51.100.7"  # what our one proxy saw, not the spoof
+
+
+def test_a_stale_token_does_not_stand_in_the_way_of_a_new_one(client, clinician):
+    token = Token.objects.create(user=clinician)
+    Token.objects.filter(pk=token.pk).update(
+        created=timezone.now() - settings.LP_API_TOKEN_TTL - timedelta(seconds=1)
+    )
+    response = client.post(
+        TOKEN_URL,
+        {"username": "dr_ada", "password": "pw-ada-123456"},
+        headers={"authorization": f"Token {token.key}"},
+    )
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(
+        event_type=AuditEvent.EventType.LOGIN_SUCCEEDED, acting_user=clinician
+    ).exists()
+
+
+def test_staff_reads_in_the_admin_are_audited(client, admin_user, clinician):
+    from cases import services
+
+    patient = services.patient_create(
+        owner=clinician, record_number="ADM-9", display_label="A", created_by=admin_user
+    )
+    assert AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_CREATED).acting_user == (
+        admin_user
+    )
+    client.force_login(admin_user)
+    client.get(reverse("admin:cases_patient_change", args=[patient.pk]))
+    read = AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_VIEWED)
+    assert (read.acting_user, read.patient_id) == (admin_user, patient.pk)

@@ -1,5 +1,6 @@
 """API tokens: obtain (with the sign-in lockout) and revoke."""
 
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -22,6 +23,8 @@ EventType = AuditEvent.EventType
 class TokenObtainApi(ObtainAuthToken):
     """DRF's ``obtain_auth_token`` with an expiry. Password guessing is stopped by the same
     lockout as the login pages (django-axes, counted in the database for every process)."""
+
+    authentication_classes = ()  # a stale token sent along must not stand in the way
 
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
@@ -53,9 +56,10 @@ class TokenObtainApi(ObtainAuthToken):
             return lockout_response(request._request)
         if not valid:
             raise serializers.ValidationError(serializer.errors)
-        token = services.token_issue(
-            user=serializer.validated_data["user"], address=services.request_address(request)
-        )
+        user = serializer.validated_data["user"]
+        # A sign-in like the login page's: audited, resets the failure count, sets last_login.
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        token = services.token_issue(user=user, address=services.request_address(request))
         return Response({"token": token.key})
 
 

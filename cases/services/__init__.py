@@ -29,6 +29,7 @@ from .lifecycle import (
     image_requeue,
     image_retry,
     image_transition,
+    recovered_within,
     retry_refusal,
 )
 from .patients import PATIENT_FIELDS, patient_create, patient_update
@@ -59,6 +60,7 @@ __all__ = [
     "patient_create",
     "patient_update",
     "prediction_record",
+    "recovered_within",
     "request_address",
     "retry_refusal",
     "sign_in_failed_recorded",

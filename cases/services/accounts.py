@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -35,7 +35,11 @@ def token_issue(*, user, address=None) -> Token:
             return token
         if token is not None:
             token.delete()
-        token = Token.objects.create(user=user)
+        try:
+            with transaction.atomic():
+                token = Token.objects.create(user=user)
+        except IntegrityError:  # a parallel request issued it first
+            return Token.objects.get(user=user)
         audit_event_create(
             event_type=AuditEvent.EventType.TOKEN_ISSUED,
             acting_user=user,

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -79,9 +80,17 @@ def image_classify(*, image_id: int, task_id: str) -> Classified:
         if exc.permanent:
             return _fail(image_id, task_id, Kind.UNEXPECTED, detail=str(exc))
         return _attempt_failed(image_id, task_id, f"the model reported: {exc}")
+    except FileNotFoundError as exc:
+        logger.error("image %s: the stored file is missing: %s", image_id, exc)
+        return _fail(image_id, task_id, Kind.IMAGE, detail="The stored file is missing.")
     except OSError as exc:
         logger.warning("image %s: the stored file could not be read: %s", image_id, exc)
         return _attempt_failed(image_id, task_id, f"the stored image could not be read: {exc}")
+    except SoftTimeLimitExceeded:
+        logger.warning("image %s: the attempt ran out of time", image_id)
+        return _attempt_failed(
+            image_id, task_id, "the attempt ran out of time (soft time limit)", kind=Kind.ATTEMPTS
+        )
     except Exception as exc:  # noqa: BLE001 - any other error ends in a state a person can act on
         logger.exception("image %s: unexpected error during classification", image_id)
         return _attempt_failed(image_id, task_id, repr(exc), kind=Kind.UNEXPECTED)
@@ -210,11 +219,14 @@ def _fail(image_id: int, task_id: str, kind: str, *, detail: str) -> Classified:
         if image is None or not (image.status == Status.QUEUED or _owned(image, task_id)):
             return Classified(Outcome.SKIPPED)
         image.processing_started_at = None
+        message = failure_message(kind, image=image, detail=detail)
+        if kind == Kind.MODEL and image.attempts >= settings.LP_CLASSIFY_MAX_ATTEMPTS:
+            message = failure_message("model-gave-up", image=image)
         image_transition(
             image=image,
             to=Status.FAILED,
             event_type=EventType.IMAGE_FAILED,
-            message=failure_message(kind, image=image, detail=detail),
+            message=message,
             failure_kind=kind,
             failure_detail=detail,
             fields=("processing_started_at",),

@@ -56,6 +56,11 @@ FAILURE_MESSAGES = {
         "the server, not with your image: the operators have been told, and the image will be "
         "classified automatically once the model is repaired."
     ),
+    "model-gave-up": (
+        "The model could not be loaded, so this image was not classified, after {attempts} "
+        "tries. This is a problem on the server, not with your image: tell an administrator, "
+        "then use “Try again” once the model is repaired."
+    ),
     Kind.ATTEMPTS: (
         "Classification was tried {attempts} times without finishing (the worker stopped or ran "
         "out of time each time). Try again later; if it fails again, tell an administrator."
@@ -148,6 +153,15 @@ def failure_message(kind: str, *, image: SmearImage, detail: str = "") -> str:
     return FAILURE_MESSAGES[kind].format(detail=detail, attempts=image.attempts, image_id=image.pk)
 
 
+def recovered_within(image: SmearImage) -> timedelta:
+    """How long the recovery sweep may take, at most, to send a stuck image on its way again."""
+    if image.status == Status.PROCESSING:
+        wait = hard_limit_passed_since()
+    else:
+        wait = timedelta(seconds=settings.LP_SWEEP_QUEUED_AFTER_S)
+    return wait + timedelta(seconds=settings.LP_SWEEP_INTERVAL_S)
+
+
 def hard_limit_passed_since() -> timedelta:
     """How long a ``processing`` image may stay so before nothing can still be working on it."""
     return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.LP_SWEEP_GRACE_S)
@@ -157,15 +171,18 @@ def hard_limit_passed_since() -> timedelta:
 
 
 def image_enqueue(image_id: int) -> bool:
-    """Send the classification task; record its id and time first, clear the time if the send
-    fails (then the sweep sends it again once the broker answers). Never raises."""
+    """Send the classification task of a queued image; record its id and time first, clear the
+    time if the send fails (then the sweep sends it again once the broker answers). ``False``
+    when nothing was sent. Never raises."""
     from ..tasks import classify_image
 
     task_id = str(uuid.uuid4())
     try:
-        SmearImage.objects.filter(pk=image_id, status=Status.QUEUED).update(
+        marked = SmearImage.objects.filter(pk=image_id, status=Status.QUEUED).update(
             task_id=task_id, enqueued_at=timezone.now()
         )
+        if not marked:  # no longer queued (taken, finished or gone): nothing to send
+            return False
         classify_image.apply_async(args=[image_id], task_id=task_id)
     except Exception:  # noqa: BLE001 - a broker or database outage must not fail the caller
         logger.exception("could not send the classification of image %s; the sweep will", image_id)
@@ -246,8 +263,7 @@ def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
                 "Only a classified image can be classified again; this one is "
                 f"{image.get_status_display().lower()}."
             )
-        latest = image.predictions.order_by("-created_at", "-id").first()
-        if latest is not None and latest.model_version_id == active.pk:
+        if image.predictions.filter(model_version=active).exists():
             raise ActionRefused(f"This image is already classified by model {active.label}.")
         result = _requeue(
             image, user=user, address=address, reason=f"to be classified by {active.label}"

@@ -8,7 +8,10 @@ from .audit import audit_event_create
 PATIENT_FIELDS = ("record_number", "display_label", "sex", "birth_year")
 
 
-def patient_create(*, owner, record_number, display_label, sex="", birth_year=None) -> Patient:
+def patient_create(
+    *, owner, record_number, display_label, sex="", birth_year=None, created_by=None, address=None
+) -> Patient:
+    """Register a patient owned by ``owner``; ``created_by`` (default: the owner) is who did it."""
     patient = Patient(
         owner=owner,
         record_number=(record_number or "").strip(),
@@ -21,14 +24,15 @@ def patient_create(*, owner, record_number, display_label, sex="", birth_year=No
         patient.save()
         audit_event_create(
             event_type=AuditEvent.EventType.PATIENT_CREATED,
-            acting_user=owner,
+            acting_user=created_by or owner,
+            address=address,
             patient=patient,
             new=_patient_values(patient),
         )
     return patient
 
 
-def patient_update(*, patient: Patient, user, data: dict) -> Patient:
+def patient_update(*, patient: Patient, user, data: dict, address=None) -> Patient:
     """Change the given fields; returns early (no audit row) when nothing changed."""
     old, new = {}, {}
     for name in PATIENT_FIELDS:
@@ -48,6 +52,7 @@ def patient_update(*, patient: Patient, user, data: dict) -> Patient:
         audit_event_create(
             event_type=AuditEvent.EventType.PATIENT_UPDATED,
             acting_user=user,
+            address=address,
             patient=patient,
             old=old,
             new=new,

@@ -10,7 +10,8 @@ and re-checked under the lock, and an image sent twice is classified once.
   (broker restarted without persistence). Sent again. Skipped while no model is active: those
   images wait for the activation, which sends them all.
 - ``failed`` because the model could not be loaded: queued again once the active version's
-  artifacts verify, at most once per ``LP_SWEEP_GRACE_S``; the attempt cap still bounds it.
+  artifacts verify, at most once per ``LP_SWEEP_GRACE_S``; each such retry counts against the
+  attempt cap, so a model that verifies but cannot be loaded is not retried for ever.
 """
 
 import logging
@@ -131,8 +132,11 @@ def _retry_model_failures(now, active, report: RecoveryReport) -> None:
     from inference.exceptions import InferenceError
     from inference.registry import verify_artifacts
 
-    waiting = Q(status=Status.FAILED, failure_kind=Kind.MODEL) & Q(
-        updated_at__lt=now - timedelta(seconds=settings.LP_SWEEP_GRACE_S)
+    waiting = Q(
+        status=Status.FAILED,
+        failure_kind=Kind.MODEL,
+        attempts__lt=settings.LP_CLASSIFY_MAX_ATTEMPTS,
+        updated_at__lt=now - timedelta(seconds=settings.LP_SWEEP_GRACE_S),
     )
     if not SmearImage.objects.filter(waiting).exists():
         return
@@ -143,12 +147,15 @@ def _retry_model_failures(now, active, report: RecoveryReport) -> None:
         return
     with transaction.atomic():
         for image in _locked(waiting):
+            # Each automatic retry counts: a model that verifies but still cannot be loaded
+            # is retried at most LP_CLASSIFY_MAX_ATTEMPTS times, then left to a person.
+            image.attempts += 1
             image.task_id = ""
             image_transition(
                 image=image,
                 to=Status.QUEUED,
                 event_type=EventType.IMAGE_RECOVERED,
-                fields=("task_id",),
+                fields=("attempts", "task_id"),
                 new={"reason": f"the artifacts of {active.label} verify again"},
             )
             enqueue_on_commit(image.pk)

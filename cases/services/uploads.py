@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from ..models import AuditEvent, Patient, SmearImage, smear_upload_to, thumbnail_upload_to
 from ..validation import check_smear_image
@@ -118,7 +119,11 @@ def _duplicate(name: str) -> ValidationError:
 
 
 def _delete_stored(names: list[str]) -> None:
+    """Remove files a failed upload wrote, unless a row uses them meanwhile (the same bytes
+    uploaded at the same moment for another patient reuse the content-addressed file)."""
     for name in names:
+        if SmearImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+            continue
         try:
             default_storage.delete(name)
         except Exception:  # noqa: BLE001 - cleanup must not hide the original error

@@ -1,6 +1,8 @@
 """Image pages: the result page and its status poll, the stored file and thumbnail, and the
 "try again" / "classify again" actions (lifecycle services that say what they did)."""
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.files.storage import default_storage
@@ -59,6 +61,13 @@ class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):
         image = self.image
         context = image_result_context(request, image)
         prediction = context["prediction"]
+        if image.is_finished:  # the answer carries the result: a read (the poll then stops)
+            services.audit_read(
+                request=request,
+                event_type=EventType.IMAGE_VIEWED,
+                image=image,
+                extra={"prediction": prediction.pk if prediction else None, "via": "status"},
+            )
         response = JsonResponse(
             {
                 "id": image.pk,
@@ -83,7 +92,6 @@ class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):
                 ),
             }
         )
-        response["Cache-Control"] = "no-store"
         return response
 
 
@@ -180,9 +188,8 @@ def image_result_context(request, image: SmearImage) -> dict:
     waiting_for_model = image.status == SmearImage.Status.QUEUED and active is None
     can_reclassify = (
         active is not None
-        and image.is_finished
-        and prediction is not None
-        and prediction.model_version_id != active.pk
+        and image.status == SmearImage.Status.DONE
+        and not any(p.model_version_id == active.pk for p in history)
     )
     can_retry = not waiting_for_model and services.retry_refusal(image) is None
     state = "|".join(
@@ -204,6 +211,7 @@ def image_result_context(request, image: SmearImage) -> dict:
         "active_version": active,
         "waiting_for_model": waiting_for_model,
         "can_retry": can_retry,
+        "recovery_minutes": math.ceil(services.recovered_within(image).total_seconds() / 60),
         "can_reclassify": can_reclassify,
         "state": state,
     }

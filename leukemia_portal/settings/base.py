@@ -128,7 +128,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-down stays bounded
 AXES_LOCKOUT_CALLABLE = "leukemia_portal.lockout.lockout_response"
-AXES_IPWARE_PROXY_COUNT = env.int("LP_TRUSTED_PROXY_COUNT", default=0) or None
+# Reverse proxies in front of the portal (each appends to X-Forwarded-For); 0: use REMOTE_ADDR.
+LP_TRUSTED_PROXY_COUNT = env.int("LP_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "leukemia_portal.middleware.client_address"
 AXES_VERBOSE = False
 
 # Sessions end after LP_SESSION_IDLE_MINUTES without a request, and when the browser closes.

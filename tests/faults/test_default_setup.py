@@ -114,9 +114,16 @@ class DefaultSetup:
 def default_setup(tmp_path, _demo_stored_members):
     from inference import demo
 
+    # One member by default (the lifecycle does not depend on the ensemble's size, and CI time
+    # does); LP_FAULTS_FULL_ENSEMBLE=1 runs the five-member DEMO as scripts/run serves it.
+    members = [
+        m
+        for m in _demo_stored_members
+        if os.environ.get("LP_FAULTS_FULL_ENSEMBLE") or m["architecture"] == "MobileNetV2"
+    ]
     setup = DefaultSetup(
         tmp_path / "var",
-        _demo_stored_members,
+        members,
         demo.demo_preprocessing(),
         list(demo.DEMO_CLASS_NAMES),
     )
@@ -161,7 +168,13 @@ def test_30_uploads_in_15_s_and_a_50_image_case_all_end_done_on_sqlite(default_s
         if len(statuses) == 80 and all(s == ("done", 1) for s in statuses.values()):
             break
         time.sleep(1)
+    all_done_seconds = time.monotonic() - started
     unfinished = {k: v for k, v in setup.statuses().items() if v != ("done", 1)}
+    # Shown with -rP: the figures the closing notes and the README quote.
+    print(
+        f"uploads: 30 single + 1 case of 50 in {upload_seconds:.1f} s; all 80 done "
+        f"{all_done_seconds:.1f} s after the first upload; unfinished {len(unfinished)}"
+    )
     logs = setup.worker.log() + (setup.root / "web.log").read_text()
     assert not unfinished, f"{unfinished}\n{setup.worker.log()[-4000:]}"
     assert "database is locked" not in logs

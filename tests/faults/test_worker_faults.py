@@ -59,7 +59,7 @@ def _assert_one_prediction_each(ids) -> None:
 
 
 def test_a_killed_pool_process_is_replaced_and_the_same_worker_finishes_the_image(
-    demo_version, worker_factory, clinician
+    light_version, worker_factory, clinician
 ):
     """Old behaviour: every replacement child was killed 4 s after it started (the model load
     takes longer than Celery's process-alive timeout), and no task ran again."""
@@ -79,7 +79,7 @@ def test_a_killed_pool_process_is_replaced_and_the_same_worker_finishes_the_imag
 
 
 def test_an_image_in_flight_when_the_whole_worker_dies_is_done_by_the_next_worker(
-    demo_version, worker_factory, clinician
+    light_version, worker_factory, clinician
 ):
     """Old behaviour: the image stayed ``processing`` for 61 minutes (the visibility timeout)."""
     first = worker_factory(LP_FAULT_DELAY_AFTER_CLAIM_S=30)
@@ -102,7 +102,7 @@ def test_an_image_in_flight_when_the_whole_worker_dies_is_done_by_the_next_worke
 
 
 def test_two_workers_receiving_the_same_task_save_one_prediction(
-    demo_version, worker_factory, clinician
+    light_version, worker_factory, clinician
 ):
     """A visibility-timeout redelivery while the first delivery still runs: the same task id
     reaches two workers at once."""
@@ -127,12 +127,12 @@ def test_two_workers_receiving_the_same_task_save_one_prediction(
 
 
 def test_a_corrupt_model_artifact_fails_images_for_the_operator_without_a_crash_loop(
-    demo_version, worker_factory, clinician
+    light_version, worker_factory, clinician
 ):
     """Old behaviour: 76 s of retries per image, "Upload a clearer image" with SHA-256 values
     and storage paths shown to the clinician. (That the image is classified once the file is
     repaired is tested in-process: ``tests/cases/tasks``, without a second model load here.)"""
-    path = Path(default_storage.path(demo_version.members[1]["artifact"]))
+    path = Path(default_storage.path(light_version.members[0]["artifact"]))
     original = path.read_bytes()
     try:
         path.write_bytes(original[:1000])
@@ -155,7 +155,7 @@ def test_a_corrupt_model_artifact_fails_images_for_the_operator_without_a_crash_
 
 
 def test_uploads_during_a_broker_outage_are_all_classified_once_it_is_back(
-    demo_version, worker_factory, portal_factory, private_redis, clinician
+    light_version, worker_factory, portal_factory, private_redis, clinician
 ):
     """Old behaviour: uploads made while Redis was down were stored with no task and stayed
     queued until a person restarted the worker; a Redis restart lost the tasks it held."""

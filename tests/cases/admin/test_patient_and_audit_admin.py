@@ -54,9 +54,9 @@ def test_registering_a_patient_goes_through_the_service(
     patient = Patient.objects.get(record_number="MRN-NEW")
     assert (patient.owner, patient.sex, patient.birth_year) == (clinician, "M", 1980)
     event = AuditEvent.objects.get(patient=patient)
-    assert (event.event_type, event.acting_user) == (
+    assert (event.event_type, event.acting_user) == (  # who did it, not whose it is
         AuditEvent.EventType.PATIENT_CREATED,
-        clinician,
+        admin_user,
     )
     assert response["Location"] == reverse("admin:cases_patient_changelist")
 

@@ -229,3 +229,27 @@ def test_a_failed_send_is_recorded_so_the_sweep_finds_it(image):
         assert services.image_enqueue(image.pk) is False
     image.refresh_from_db()
     assert (image.status, image.enqueued_at) == ("queued", None)
+
+
+def test_model_failures_are_retried_by_the_sweep_only_up_to_the_attempt_cap(image, sent, settings):
+    """A model that verifies but cannot be loaded must not be retried for ever."""
+    active = make_model_version(status=ModelVersion.Status.ACTIVE)
+    later = timezone.now() + timedelta(hours=1)
+    set_state(image, status=Status.FAILED, failure_kind="model", attempts=0)
+    with mock.patch("inference.registry.verify_artifacts"):  # the files are sound
+        for expected in range(1, settings.LP_CLASSIFY_MAX_ATTEMPTS + 1):
+            assert services.images_recover(now=later).model_retried == [image.pk]
+            image.refresh_from_db()
+            assert (image.status, image.attempts) == ("queued", expected)
+            set_state(image, status=Status.FAILED, failure_kind="model")  # it failed again
+        assert services.images_recover(now=later).model_retried == []
+    assert active.status == "active"
+
+
+def test_reclassify_is_refused_when_the_active_version_classified_it_before(image, clinician, sent):
+    """Rolled back to v1, an image with v1 and v2 results: "classify again" did nothing."""
+    first = make_model_version(status=ModelVersion.Status.ACTIVE)
+    make_prediction(image, version=first)
+    make_prediction(image)  # a later version, retired now
+    with pytest.raises(services.ActionRefused, match="already classified by model"):
+        services.image_reclassify(image_id=image.pk, user=clinician)

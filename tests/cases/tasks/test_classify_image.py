@@ -118,10 +118,14 @@ def test_an_unreadable_stored_image_fails_for_good_with_a_readable_message(image
 
 
 def test_repeated_errors_are_retried_up_to_the_attempt_cap_then_failed(
-    image, demo_version, settings
+    image, demo_version, settings, monkeypatch
 ):
     settings.LP_CLASSIFY_MAX_ATTEMPTS = 3
-    default_storage.delete(image.file.name)  # reading fails every time
+
+    def unreadable(self, name, mode="rb"):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("django.core.files.storage.FileSystemStorage._open", unreadable)
 
     result = classify_image.apply(args=[image.pk]).get()
 
@@ -132,6 +136,14 @@ def test_repeated_errors_are_retried_up_to_the_attempt_cap_then_failed(
     assert "could not be read" in image.failure_detail  # the operator's reason
     retried = AuditEvent.objects.filter(image=image, event_type=AuditEvent.EventType.IMAGE_RETRYING)
     assert retried.count() == 2
+
+
+def test_a_missing_stored_file_fails_at_once_as_an_image_problem(image, demo_version):
+    default_storage.delete(image.file.name)
+    assert classify_image.apply(args=[image.pk]).get() == "failed"
+    image.refresh_from_db()
+    assert (image.failure_kind, image.attempts) == ("image", 1)
+    assert "The stored file is missing." in image.error_message
 
 
 def test_an_unexpected_exception_ends_in_a_state_a_person_can_act_on(
