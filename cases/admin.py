@@ -9,62 +9,21 @@ registered and corrected here, through the same services as elsewhere, so every 
 the audit log. Nothing is deleted from here: a deletion would cascade into the history.
 """
 
-import csv
-import json
-
 from django.contrib import admin, messages
 from django.db.models import Count
-from django.http import StreamingHttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from . import services
+from . import admin_audit, services  # noqa: F401 - admin_audit registers the audit log
+from .admin_mixins import AuditedReadsMixin, ReadOnlyAdminMixin, pretty_json
 from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage
-
-
-def _pretty_json(value) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _changelist_link(model, text, **filters) -> str:
     url = reverse(f"admin:cases_{model._meta.model_name}_changelist")
     query = "&".join(f"{key}={value}" for key, value in filters.items())
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
-
-
-class ReadOnlyAdminMixin:
-    """View permission only: no add, no change, no delete."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class AuditedReadsMixin:
-    """Staff reads of patient data are audited like everyone's: the list, and each record."""
-
-    list_event = None
-    detail_event = None
-
-    def changelist_view(self, request, extra_context=None):
-        if request.method == "GET":
-            services.audit_read(request=request, event_type=self.list_event)
-        return super().changelist_view(request, extra_context)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, object_id) if request.method == "GET" else None
-        if obj is not None:
-            services.audit_read(request=request, event_type=self.detail_event, **self.audited(obj))
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def audited(self, obj) -> dict:
-        raise NotImplementedError
 
 
 # --- Patients ---------------------------------------------------------------------------------
@@ -258,7 +217,7 @@ class MemberVoteInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description="probabilities")
     def probabilities_json(self, vote):
-        return _pretty_json(vote.probabilities)
+        return pretty_json(vote.probabilities)
 
 
 @admin.register(Prediction)
@@ -307,102 +266,4 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="probabilities")
     def probabilities_json(self, prediction):
-        return _pretty_json(prediction.probabilities)
-
-
-# --- Audit log --------------------------------------------------------------------------------
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The audit trail: filter, search, export; never add, change or delete."""
-
-    list_display = [
-        "event_time",
-        "event_type",
-        "acting_user",
-        "ip_address",
-        "patient",
-        "image",
-        "old",
-        "new",
-    ]
-    list_filter = ["event_type", "event_time", ("acting_user", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["acting_user", "patient", "image"]
-    search_fields = ["acting_user__username", "patient__record_number", "=ip_address"]
-    date_hierarchy = "event_time"
-    actions = ["export_csv"]
-    fields = [*list_display, "extra"]
-    readonly_fields = fields
-
-    @admin.display(description="old values")
-    def old(self, event):
-        return _pretty_json(event.extra_data.get("old")) if "old" in event.extra_data else "—"
-
-    @admin.display(description="new values")
-    def new(self, event):
-        return _pretty_json(event.extra_data.get("new")) if "new" in event.extra_data else "—"
-
-    @admin.display(description="other details")
-    def extra(self, event):
-        other = {k: v for k, v in event.extra_data.items() if k not in ("old", "new")}
-        return _pretty_json(other) if other else "—"
-
-    @admin.action(description="Export the selected events as CSV")
-    def export_csv(self, request, queryset):
-        rows = queryset.select_related("acting_user", "patient").order_by("event_time", "id")
-        response = StreamingHttpResponse(
-            _csv_lines(_audit_rows(rows.iterator(chunk_size=2000))),
-            content_type="text/csv; charset=utf-8",
-        )
-        response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
-        return response
-
-    def get_actions(self, request):
-        # Viewing the log is enough to export it; nothing in it can be changed or deleted.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-
-AUDIT_CSV_HEADER = [
-    "time",
-    "event",
-    "user",
-    "address",
-    "patient_record_number",
-    "image_id",
-    "details",
-]
-
-
-def _audit_rows(events):
-    yield AUDIT_CSV_HEADER
-    for event in events:
-        yield [
-            event.event_time.isoformat(),
-            event.get_event_type_display(),
-            event.acting_user.get_username() if event.acting_user else "",
-            event.ip_address or "",
-            event.patient.record_number if event.patient else "",
-            event.image_id or "",
-            json.dumps(event.extra_data, ensure_ascii=False, sort_keys=True),
-        ]
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_lines(rows):
-    """CSV text, one line at a time; a cell that a spreadsheet would run as a formula is quoted
-    with a leading apostrophe (OWASP's CSV-injection advice)."""
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow([_neutralise(cell) for cell in row])
-
-
-def _neutralise(cell):
-    text = str(cell)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        return pretty_json(prediction.probabilities)
