@@ -47,31 +47,31 @@ def api_exception_handler(exc, context):
     return response
 
 
-def _is_api(request) -> bool:
+def is_api_request(request) -> bool:
     return request.path.startswith("/api/")
 
 
 def bad_request(request, exception=None):
-    if _is_api(request):
+    if is_api_request(request):
         _, message = request_refused_message(exception)
         return JsonResponse({"detail": message}, status=400)
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request, exception=None):
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "You do not have permission for this."}, status=403)
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request, exception=None):
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse(
             {"detail": "Internal server error. Try again; if it persists, tell an administrator."},
             status=500,

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from .errors import is_api_request
+
 STATUS = 429
 
 
@@ -17,7 +19,7 @@ def lockout_response(request, original_response=None, credentials=None):
         f"Too many failed sign-in attempts. Sign-in is blocked for {minutes} minutes for this "
         "account and this address; try again later or ask an administrator to unlock it."
     )
-    if request.path.startswith("/api/"):
+    if is_api_request(request):
         response = JsonResponse({"detail": message}, status=STATUS)
     else:
         response = render(

@@ -24,22 +24,11 @@ class NoStoreMiddleware:
         return response
 
 
-class ClientAddressMiddleware:
-    """``request.client_address``: the address the audit log records for this request, the same
-    that django-axes counts failed sign-ins against (``AXES_CLIENT_IP_CALLABLE``)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        request.client_address = client_address(request)
-        return self.get_response(request)
-
-
 def client_address(request) -> str | None:
-    """The client's address: ``REMOTE_ADDR``, or behind ``LP_TRUSTED_PROXY_COUNT`` reverse
-    proxies the address the outermost of them saw (``X-Forwarded-For``, counted from the right,
-    so a client cannot spoof it by sending the header itself)."""
+    """The client's address, as the audit log records it and django-axes counts failed sign-ins
+    against (``AXES_CLIENT_IP_CALLABLE``): ``REMOTE_ADDR``, or behind ``LP_TRUSTED_PROXY_COUNT``
+    reverse proxies the address the outermost of them saw (``X-Forwarded-For``, counted from the
+    right, so a client cannot spoof it by sending the header itself)."""
     request = getattr(request, "_request", request)  # DRF's wrapper
     proxies = settings.LP_TRUSTED_PROXY_COUNT
     if proxies:

@@ -4,6 +4,8 @@ Writes are recorded by the service that makes them, inside its transaction. Read
 ``audit_read``, called by the views and the API after the object was found in the user's scope.
 """
 
+from leukemia_portal.middleware import client_address
+
 from ..models import AuditEvent
 
 EventType = AuditEvent.EventType
@@ -50,8 +52,5 @@ def audit_read(*, request, event_type, patient=None, image=None, extra=None) -> 
 
 
 def request_address(request) -> str | None:
-    address = getattr(request, "client_address", None)
-    if address is None:  # DRF's Request wraps the HttpRequest; tests may call without middleware
-        inner = getattr(request, "_request", request)
-        address = getattr(inner, "client_address", None) or inner.META.get("REMOTE_ADDR")
-    return address or None
+    """The client's address (``leukemia_portal.middleware.client_address``)."""
+    return client_address(request)

@@ -162,6 +162,10 @@ def recovered_within(image: SmearImage) -> timedelta:
     return wait + timedelta(seconds=settings.LP_SWEEP_INTERVAL_S)
 
 
+# A queued image whose send has not been recorded yet may be mid-upload (the send runs on commit).
+SEND_GRACE = timedelta(seconds=10)
+
+
 def hard_limit_passed_since() -> timedelta:
     """How long a ``processing`` image may stay so before nothing can still be working on it."""
     return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.LP_SWEEP_GRACE_S)
@@ -318,5 +322,5 @@ def _requeue(image: SmearImage, *, user, address, reason: str) -> ActionResult:
 def _queued_and_lost(image: SmearImage, now, *, after: timedelta) -> bool:
     """Queued, and no task can be expected for it: its send failed, or it was sent ``after`` ago."""
     if image.enqueued_at is None:
-        return now - image.updated_at > timedelta(seconds=10)  # not mid-upload
+        return now - image.updated_at > SEND_GRACE
     return now - image.enqueued_at > after

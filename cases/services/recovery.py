@@ -26,6 +26,7 @@ from django.utils import timezone
 from ..models import SmearImage
 from .audit import audit_event_create
 from .lifecycle import (
+    SEND_GRACE,
     EventType,
     Kind,
     Status,
@@ -113,7 +114,7 @@ def _recover_stale_processing(now, report: RecoveryReport) -> None:
 
 def _resend_lost_queued(now, report: RecoveryReport) -> None:
     lost = Q(status=Status.QUEUED) & (
-        Q(enqueued_at__isnull=True, updated_at__lt=now - timedelta(seconds=10))
+        Q(enqueued_at__isnull=True, updated_at__lt=now - SEND_GRACE)
         | Q(enqueued_at__lt=now - timedelta(seconds=settings.LP_SWEEP_QUEUED_AFTER_S))
     )
     with transaction.atomic():

@@ -52,7 +52,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "leukemia_portal.middleware.ClientAddressMiddleware",
     # Last: turns a lockout flagged by the authentication backend into a 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
