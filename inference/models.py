@@ -1,6 +1,7 @@
 """The model registry: every ensemble the portal can serve, with what is needed to reproduce it."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -15,7 +16,8 @@ class ModelVersion(models.Model):
 
     ``artifact`` is a name in the default storage (media), so weights live where media lives
     (local disk or S3), never in git. ``preprocessing`` is the timm-style dict that drives
-    ``inference.preprocessing`` in training and in serving alike.
+    ``inference.preprocessing`` in training and in serving alike. ``review_threshold`` is the
+    top mean probability below which a result is flagged for human review.
     """
 
     class Status(models.TextChoices):
@@ -36,6 +38,16 @@ class ModelVersion(models.Model):
     preprocessing = models.JSONField(default=dict)
     class_names = models.JSONField(default=list)
     metrics = models.JSONField(default=dict, blank=True)
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=(
+            "Results whose top mean ensemble probability is below this go to human review. "
+            "Chosen on the validation split (figures in metrics['review_threshold']); empty "
+            "for versions registered without one."
+        ),
+    )
     data_fingerprint = models.CharField(max_length=64, blank=True)
     code_version = models.CharField(max_length=64, blank=True)
     notes = models.TextField(blank=True)
@@ -65,3 +77,11 @@ class ModelVersion(models.Model):
     @property
     def member_names(self) -> list[str]:
         return [m["name"] for m in self.members]
+
+    def needs_review(self, probabilities: dict[str, float]) -> bool:
+        """Whether a result of this version goes to human review: its top mean probability
+        (``probabilities``: class -> mean member probability) is below the review threshold.
+        False for a version without a threshold."""
+        if self.review_threshold is None or not probabilities:
+            return False
+        return max(probabilities.values()) < self.review_threshold

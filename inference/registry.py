@@ -208,6 +208,7 @@ def register_version(
     preprocessing: Mapping[str, Any],
     class_names: list[str],
     metrics: Mapping[str, Any] | None = None,
+    review_threshold: float | None = None,
     data_fingerprint: str = "",
     code_version: str | None = None,
     notes: str = "",
@@ -226,6 +227,9 @@ def register_version(
     without an extension gets the file's own) and recorded in
     ``metrics["artifacts"][name] = {"artifact", "sha256", "bytes", "content_type"}``; string
     entries already in ``metrics["artifacts"]`` are kept (see ``stored_artifacts``).
+    ``review_threshold`` (a probability, or None) is the top mean probability below which the
+    version's results are flagged for human review; its figures belong in
+    ``metrics["review_threshold"]`` (``ml_training.review_threshold``).
 
     Raises ``ValueError`` (bad arguments, before anything is stored) or the storage/database
     error; in every failure case the files already copied are deleted and no row is created.
@@ -271,6 +275,7 @@ def register_version(
         extras.append((rel, Path(local)))
     metrics = dict(metrics or {})
     _ensure_json(metrics, "metrics")
+    review_threshold = _validate_threshold(review_threshold)
     if len(data_fingerprint or "") > 64:
         raise ValueError("data_fingerprint must be at most 64 characters (e.g. a sha256 hex)")
     if code_version is None:
@@ -284,6 +289,7 @@ def register_version(
                 name=name,
                 preprocessing=resolved,
                 class_names=class_names,
+                review_threshold=review_threshold,
                 data_fingerprint=data_fingerprint or "",
                 code_version=(code_version or "")[:64],
                 notes=notes or "",
@@ -451,6 +457,16 @@ def _validate_class_names(class_names) -> list[str]:
     if len(names) < 2:
         raise ValueError("class_names needs at least two classes")
     return names
+
+
+def _validate_threshold(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"review_threshold must be a number or None, got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:  # also refuses NaN
+        raise ValueError(f"review_threshold must be a probability in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _ensure_json(value, what: str) -> None:

@@ -103,6 +103,9 @@ def test_version_numbers_increase(member_files):
         ({"member": {"path": "/nonexistent.keras"}}, "no file"),
         ({"extra_files": {"../x.png": __file__}}, "relative path"),
         ({"metrics": {"bad": object()}}, "JSON"),
+        ({"review_threshold": 1.5}, "review_threshold"),
+        ({"review_threshold": float("nan")}, "review_threshold"),
+        ({"review_threshold": "0.9"}, "review_threshold"),
     ],
 )
 def test_invalid_arguments_store_nothing(member_files, change, message):
@@ -118,6 +121,20 @@ def test_invalid_arguments_store_nothing(member_files, change, message):
         _register(members, **kwargs)
     assert not ModelVersion.objects.exists()
     assert set(_listdir_recursive("models")) == before
+
+
+@pytest.mark.django_db
+def test_the_review_threshold_is_stored_and_flags_less_confident_results(member_files):
+    figures = {"value": 0.875, "target_accuracy": 0.99, "split": "validation"}
+    version = _register(member_files, review_threshold=0.875, metrics={"review_threshold": figures})
+    version.refresh_from_db()
+    assert version.review_threshold == 0.875
+    assert version.metrics["review_threshold"] == figures
+    assert version.needs_review({"Benign": 0.87, "Early": 0.13, "Pre": 0.0, "Pro": 0.0})
+    assert not version.needs_review({"Benign": 0.875, "Early": 0.125, "Pre": 0.0, "Pro": 0.0})
+    older = _register(member_files)  # registered without one: nothing is flagged
+    assert older.review_threshold is None
+    assert not older.needs_review({"Benign": 0.3, "Early": 0.3, "Pre": 0.2, "Pro": 0.2})
 
 
 @pytest.mark.django_db
