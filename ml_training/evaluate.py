@@ -25,6 +25,8 @@ The metrics JSON (also stored on the ModelVersion) has this shape::
                 "confusion_matrix_<member lower-case>": "plots/confusion_<member>.png", ...},
       "artifacts": {"plots/confusion_ensemble.png": {"artifact", "sha256", "bytes",
                     "content_type"}, ...},  # filled by inference.registry.register_version
+      "review_threshold": {"value", "target_accuracy", "accuracy_above", ...},  # chosen on
+                    # the VALIDATION split by ml_training.review_threshold (retrain only)
       "extra": {"segmented": {<same shape, Segmented twins of the test images>},
                 "segmentation_iou": {...}, "manifest": {...}, "split": {...},
                 "training": {...}}
@@ -42,6 +44,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from ml_training import review_threshold
 
 SCHEMA = "leukemia-portal/metrics/v1"
 COLLAPSE_SHARE = 0.9
@@ -438,6 +442,7 @@ def report_markdown(metrics: dict, *, title: str = "Evaluation") -> str:
             f"Agreement: unanimous {ag['unanimous']:.1%}, majority {ag['majority']:.1%}, "
             f"split {ag['split']:.1%}.",
         ]
+    lines += review_threshold.markdown_lines(metrics.get("review_threshold"))
     lines += ["", "Confusion matrix (voted ensemble; rows true, columns predicted):", ""]
     names = list(ens["per_class"])
     lines.append("| | " + " | ".join(names) + " |")

@@ -22,7 +22,7 @@ import numpy as np
 
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
-from ml_training import train
+from ml_training import review_threshold, train
 
 logger = logging.getLogger("ml_training")
 
@@ -302,6 +302,17 @@ def evaluate_run(ctx: train.RunContext, *, progress: bool = True) -> dict:
             "split_seed": seed,
         },
     )
+    # The review threshold is chosen on the validation split, never on the test split.
+    val_results, _ = classify_with(
+        engine,
+        ctx.manifest.paths(ctx.split.val),
+        batch_size=int(prof["eval"]["batch_size"]),
+        progress=progress,
+    )
+    metrics["review_threshold"] = review_threshold.from_results(
+        val_results, ctx.manifest.labels[ctx.split.val], class_names
+    )
+    logger.info("review threshold: %s", review_threshold.summary(metrics["review_threshold"]))
     metrics["extra"] = {}
     seg_paths = [data_mod.sibling_path(ctx.manifest, ctx.manifest.entries[i]) for i in test_idx]
     if prof["eval"].get("segmented", True) and seg_paths and all(seg_paths):
@@ -419,6 +430,7 @@ def register_run(ctx, metrics, *, activate=False, is_demo=False, notes="", user=
         preprocessing=ctx.profile["preprocessing"],
         class_names=list(data_mod.CLASS_NAMES),
         metrics=registry_metrics(metrics),
+        review_threshold=review_threshold.threshold_value(metrics),
         data_fingerprint=ctx.config["data_fingerprint"],
         code_version=ctx.config["code_version"],
         notes=note,
@@ -510,6 +522,7 @@ def register_bundle(path: Path, *, activate: bool = False, notes: str = "", user
         preprocessing=bundle["preprocessing"],
         class_names=bundle["class_names"],
         metrics=registry_metrics(metrics) if metrics else {},
+        review_threshold=review_threshold.threshold_value(metrics),
         data_fingerprint=bundle.get("data_fingerprint", "")[:64],
         code_version=bundle.get("code_version"),
         notes=note,

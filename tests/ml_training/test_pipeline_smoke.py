@@ -64,6 +64,21 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     ):
         assert (run_dir / name).is_file(), name
     assert "DEMO" in version.notes
+    # The review threshold: chosen on the validation split, stored on the version with its
+    # figures, written to the run's metrics and report.
+    figures = m["review_threshold"]
+    split = json.loads((run_dir / "split.json").read_text())
+    assert figures["split"] == "validation" and figures["target_accuracy"] == 0.99
+    assert figures["validation_images"] == len(split["val"]) > 0
+    assert version.review_threshold == figures["value"] and 0 < figures["value"] <= 1
+    assert figures["above_threshold"] + figures["below_threshold"] == len(split["val"])
+    assert figures["coverage"] == pytest.approx(figures["above_threshold"] / len(split["val"]))
+    low, high = figures["accuracy_above_ci95"]
+    assert low <= figures["accuracy_above"] <= high
+    assert (figures["accuracy_above"] >= 0.99) is figures["target_met"]
+    on_disk = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert on_disk["review_threshold"] == figures
+    assert "Review threshold: " in (run_dir / "eval" / "report.md").read_text()
     # MobileNetV2 trained on 32 px windows and is registered (and served) at its 48 px input
     mobilenet = next(x for x in version.members if x["name"] == "MobileNetV2")
     assert mobilenet["input_size"] == 48
@@ -137,6 +152,8 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     again = ModelVersion.objects.order_by("-version").first()
     assert again.version == version.version + 1 and again.is_demo
     assert [x["sha256"] for x in again.members] == [x["sha256"] for x in version.members]
+    assert again.review_threshold == version.review_threshold  # from the bundle's metrics
+    assert again.metrics["review_threshold"] == figures
     call_command("activate_model", str(again.version))
     again.refresh_from_db()
     assert again.status == ModelVersion.Status.ACTIVE
@@ -195,6 +212,21 @@ def test_same_seed_same_split_and_metrics(tmp_path, smears, settings):
     ha = json.loads((a.run_dir / "members" / "MobileNetV2.json").read_text())["history"]
     hb = json.loads((b.run_dir / "members" / "MobileNetV2.json").read_text())["history"]
     assert ha[0]["loss"] == pytest.approx(hb[0]["loss"], rel=1e-4)
+
+
+def test_ensure_demo_model_registers_a_demo_with_a_review_threshold(tmp_path, settings):
+    """What scripts/run does on a fresh machine (on two members, to be quick)."""
+    settings.VAR_DIR = tmp_path / "var"
+    call_command(
+        "ensure_demo_model", "--profile", str(_small_profile(tmp_path)), "--per-class", "8"
+    )
+    version = ModelVersion.objects.get()
+    assert version.is_demo and version.status == ModelVersion.Status.ACTIVE
+    assert version.review_threshold is not None
+    assert version.review_threshold == version.metrics["review_threshold"]["value"]
+    assert version.metrics["review_threshold"]["split"] == "validation"
+    call_command("ensure_demo_model")  # one is active now: nothing is trained
+    assert ModelVersion.objects.count() == 1
 
 
 def test_resume_skips_finished_members(tmp_path, smears, settings):

@@ -43,6 +43,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING(
                 f"Registered and activated {version}: a DEMO trained on SYNTHETIC smears "
-                f"(run folder {ctx.run_dir}); its predictions mean nothing."
+                f"(run folder {ctx.run_dir}); its predictions mean nothing. Review threshold "
+                f"(chosen on the validation split): {version.review_threshold}."
             )
         )
