@@ -2,18 +2,20 @@
 
 Versions are created by ``register_version`` (training, ``register_demo_model``), never by hand,
 and never deleted here (predictions point at them): the admin lists, shows and changes status.
+A version's page shows its members, review threshold and metrics as compact tables
+(``inference.admin_display``); the raw metrics JSON is folded away at the bottom.
 """
-
-import json
 
 from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from inference import admin_display as display
 from inference import registry
 from inference.exceptions import InferenceError
 from inference.models import ModelVersion
+from inference.preprocessing import CONFIG_KEYS
 from inference.views import INLINE_CONTENT_TYPES
 
 
@@ -37,13 +39,6 @@ def macro_f1(version: ModelVersion) -> float | None:
     return None
 
 
-def _pretty_json(value) -> str:
-    return format_html(
-        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str),
-    )
-
-
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = (
@@ -52,6 +47,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status",
         "is_demo",
         "macro_f1_display",
+        "review_threshold",
         "member_count",
         "created_at",
         "activated_at",
@@ -78,14 +74,34 @@ class ModelVersionAdmin(admin.ModelAdmin):
             },
         ),
         ("Members", {"fields": ("members_table", "class_names_display")}),
-        ("Evaluation", {"fields": ("macro_f1_display", "metrics_display", "artifacts_display")}),
+        ("Review threshold", {"fields": ("review_threshold_display",)}),
+        (
+            "Evaluation",
+            {
+                "fields": (
+                    "headline_display",
+                    "per_class_display",
+                    "confusion_display",
+                    "artifacts_display",
+                )
+            },
+        ),
         (
             "Reproducibility",
             {"fields": ("preprocessing_display", "data_fingerprint", "code_version")},
         ),
+        # The whole metrics dict (per-member reliability tables, training histories...) runs to
+        # thousands of lines: kept for the curious, folded away.
+        (
+            "Raw JSON",
+            {"classes": ("collapse",), "fields": ("metrics_display", "preprocessing_json")},
+        ),
     )
     # Every field shown is read-only: registration and the actions are the only writes.
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
+
+    class Media:
+        css = {"all": (display.ADMIN_STYLESHEET,)}
 
     def has_add_permission(self, request):
         return False
@@ -106,40 +122,50 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="members")
     def members_table(self, obj):
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            (
-                (
-                    m.get("name"),
-                    m.get("architecture"),
-                    m.get("input_size"),
-                    m.get("artifact"),
-                    m.get("sha256"),
-                )
-                for m in obj.members or []
-            ),
-        )
-        return format_html(
-            "<table><thead><tr><th>Name</th><th>Architecture</th><th>Input px</th>"
-            "<th>Artifact</th><th>sha256</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
-        )
+        return display.members_table(obj.members)
 
     @admin.display(description="class names")
     def class_names_display(self, obj):
         return ", ".join(obj.class_names or [])
 
+    @admin.display(description="review threshold")
+    def review_threshold_display(self, obj):
+        return display.review_threshold_table(
+            obj.review_threshold, (obj.metrics or {}).get("review_threshold")
+        )
+
+    @admin.display(description="headline metrics")
+    def headline_display(self, obj):
+        return (
+            display.headline_table(obj.metrics or {}, obj.member_names, obj.class_names or [])
+            or "—"
+        )
+
+    @admin.display(description="per class")
+    def per_class_display(self, obj):
+        return display.per_class_table(obj.metrics or {}, obj.class_names or []) or "—"
+
+    @admin.display(description="confusion matrix")
+    def confusion_display(self, obj):
+        return display.confusion_table(obj.metrics or {}, list(obj.class_names or [])) or "—"
+
     @admin.display(description="preprocessing")
     def preprocessing_display(self, obj):
-        return _pretty_json(obj.preprocessing)
+        return display.key_value_table(
+            (key, display.DASH if value is None else display.compact_json(value))
+            for key, value in display.in_order(obj.preprocessing or {}, CONFIG_KEYS)
+        )
+
+    @admin.display(description="preprocessing")
+    def preprocessing_json(self, obj):
+        return display.raw_json(obj.preprocessing or {})
 
     @admin.display(description="metrics")
     def metrics_display(self, obj):
         metrics = {k: v for k, v in (obj.metrics or {}).items() if k != "artifacts"}
         if not metrics:
             return "—"
-        return _pretty_json(metrics)
+        return display.raw_json(metrics)
 
     @admin.display(description="plots and files")
     def artifacts_display(self, obj):
@@ -173,9 +199,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             if info.get("content_type") in INLINE_CONTENT_TYPES:
                 parts.append(
                     format_html(
-                        '<figure style="display:inline-block;margin:0 1em 1em 0">'
-                        '<a href="{0}"><img src="{0}" alt="{1}" style="max-width:420px;'
-                        'max-height:420px"></a><figcaption>{1}</figcaption></figure>',
+                        '<figure class="lp-plot"><a href="{0}"><img src="{0}" alt="{1}"></a>'
+                        "<figcaption>{1}</figcaption></figure>",
                         url,
                         caption,
                     )
@@ -186,7 +211,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                         '<p><a href="{}">{}</a> ({} bytes)</p>', url, key, info.get("bytes")
                     )
                 )
-        return mark_safe("".join(str(p) for p in parts))  # noqa: S308 - every part is escaped
+        return format_html(
+            '<div class="lp-plots">{}</div>',
+            mark_safe("".join(str(p) for p in parts)),  # noqa: S308 - every part is escaped
+        )
 
     # --- actions --------------------------------------------------------------------------
 

@@ -147,3 +147,91 @@ def test_artifact_view_serves_recorded_files_to_staff_only(
     clinician = type(clinician).objects.get(pk=clinician.pk)
     client.force_login(clinician)
     assert client.get(url("confusion_ensemble.png")).status_code == 200
+
+
+METRICS = {
+    "schema": "leukemia-portal/metrics/v1",
+    "ensemble": {
+        "accuracy": 0.9512,
+        "macro_f1": 0.9433,
+        "weighted_f1": 0.95,
+        "cohen_kappa": 0.93,
+        "roc_auc_macro": 0.99,
+        "ece": 0.021,
+        "collapsed": False,
+        "ci95": {"accuracy": [0.921, 0.975], "macro_f1": [0.9102, 0.9688]},
+        "per_class": {
+            "Benign": {"precision": 0.91, "recall": 0.875, "f1": 0.892, "support": 40},
+            "Early": {"precision": 0.97, "recall": 0.99, "f1": 0.98, "support": 98},
+            "Pre": {"precision": 0.95, "recall": 0.96, "f1": 0.955, "support": 96},
+            "Pro": {"precision": 1.0, "recall": 0.9876, "f1": 0.994, "support": 81},
+        },
+        "confusion_matrix": [[35, 3, 2, 0], [1, 97, 0, 0], [2, 2, 92, 0], [0, 0, 1, 80]],
+        "reliability": [{"bin": [0, 0.1], "count": 1, "confidence": 0.05, "accuracy": 0.0}] * 400,
+    },
+    "members": {"MobileNetV2": {"accuracy": 0.93, "macro_f1": 0.92, "collapsed": True}},
+    "test_set": {"name": "held-out test split", "images": 315},
+    "review_threshold": {
+        "value": 0.8731,
+        "target_accuracy": 0.99,
+        "target_met": True,
+        "split": "validation",
+        "validation_images": 320,
+        "above_threshold": 251,
+        "correct_above": 249,
+        "accuracy_above": 249 / 251,
+        "accuracy_above_ci95": [0.9714, 0.9978],
+        "interval": "Wilson score, 95%",
+        "coverage": 251 / 320,
+        "below_threshold": 69,
+        "accuracy_below": 0.8261,
+    },
+}
+
+
+def test_detail_page_shows_metrics_and_the_review_threshold_as_tables(admin_client, tmp_path):
+    member = tmp_path / "MobileNetV2.keras"
+    member.write_bytes(b"stand-in")
+    version = registry.register_version(
+        members=[
+            {"name": "MobileNetV2", "architecture": "MobileNetV2", "input_size": 72, "path": member}
+        ],
+        preprocessing={"input_size": 72},
+        class_names=["Benign", "Early", "Pre", "Pro"],
+        metrics=METRICS,
+        review_threshold=0.8731,
+    )
+
+    response = admin_client.get(reverse("admin:inference_modelversion_change", args=[version.pk]))
+
+    html = response.content.decode()
+    main, raw = html.split(">Raw JSON</h2>")
+    # the threshold with the validation figures it was chosen on
+    assert "Review threshold" in main and "0.8731" in main
+    assert "the validation split, 320 images" in main
+    assert '0.992 <span class="lp-ci">(0.971–0.998)</span>' in main  # 249/251 and its interval
+    assert "251 of 320 (78.4%)" in main and "0.826" in main and ": met" in main
+    # headline metrics with their intervals, per class, confusion matrix: tables
+    assert '0.943 <span class="lp-ci">(0.910–0.969)</span>' in main
+    assert "held-out test split: 315 images" in main and "YES" in main  # the collapsed member
+    benign = main.index('<tr><td>Benign</td><td class="lp-num">0.910</td><td class="lp-num">0.875')
+    pro = main.index('<tr><td>Pro</td><td class="lp-num">1.000</td><td class="lp-num">0.988')
+    assert benign < pro  # in the version's class order (jsonb does not keep the keys' order)
+    assert '<tr><td>Early</td><td class="lp-num">1</td><td class="lp-num">97</td>' in main
+    assert main.count('<table class="lp-table">') >= 4
+    # the raw metrics are folded away, and nothing is styled inline (CSP)
+    assert '"reliability"' not in main and "&quot;reliability&quot;" in raw
+    assert html.count("<details>") >= 1 and raw.lstrip().startswith("</summary>")
+    assert 'style="' not in main
+    assert "admin/portal-admin.css" in html
+
+    listing = admin_client.get(_changelist()).content.decode()
+    assert "0.8731" in listing
+
+
+def test_a_version_without_a_threshold_says_so(admin_client, versions):
+    _, second = versions
+    html = admin_client.get(
+        reverse("admin:inference_modelversion_change", args=[second.pk])
+    ).content.decode()
+    assert "None recorded" in html
