@@ -15,8 +15,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from inference import admin_display
+
 from . import admin_audit, services  # noqa: F401 - admin_audit registers the audit log
-from .admin_mixins import AuditedReadsMixin, ReadOnlyAdminMixin, pretty_json
+from .admin_mixins import AuditedReadsMixin, ReadOnlyAdminMixin
 from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage
 
 
@@ -98,6 +100,17 @@ class PatientAdmin(AuditedReadsMixin, admin.ModelAdmin):
 # --- Smear images -----------------------------------------------------------------------------
 
 
+def _file_name(name: str):
+    """An uploaded file name on one line, cut with an ellipsis by CSS; the full name on hover."""
+    return format_html('<span class="lp-truncate" title="{0}">{0}</span>', name)
+
+
+def _image_label(image_id) -> str:
+    """How an image is named in admin titles: never by its file name, which in the public
+    dataset carries the true class."""
+    return f"Image #{image_id}"
+
+
 class PredictionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Prediction
     extra = 0
@@ -122,14 +135,14 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = [
         "id",
-        "original_name",
+        "file_name",
         "patient",
         "status",
         "uploaded_by",
         "uploaded_at",
         "attempts",
     ]
-    list_display_links = ["id", "original_name"]
+    list_display_links = ["id", "file_name"]
     list_filter = ["status", "format", "uploaded_at"]
     list_select_related = ["patient", "uploaded_by"]
     search_fields = ["patient__record_number", "=sha256", "original_name"]
@@ -138,6 +151,8 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [PredictionInline]
     fields = [
         "patient",
+        "thumbnail_preview",
+        "portal_link",
         "original_name",
         "status",
         "error_message",
@@ -159,6 +174,47 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "updated_at",
     ]
     readonly_fields = fields
+
+    class Media:
+        css = {"all": (admin_display.ADMIN_STYLESHEET,)}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The title and the breadcrumb (templates/admin/cases/smearimage/change_form.html) name
+        # the image by its number, not by str(image), which starts with the uploaded file name.
+        extra_context = {"subtitle": _image_label(object_id), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        label = _image_label(object_id)
+        extra_context = {"title": f"Change history: {label}", "image_label": label}
+        return super().history_view(request, object_id, extra_context)
+
+    @admin.display(description="file name", ordering="original_name")
+    def file_name(self, image):
+        return _file_name(image.original_name)
+
+    @admin.display(description="thumbnail")
+    def thumbnail_preview(self, image):
+        # Served by the portal's views (scope check, audited read); media has no public URL.
+        try:
+            thumbnail = reverse("cases:image-thumbnail", kwargs={"pk": image.pk})
+            full = reverse("cases:image-file", kwargs={"pk": image.pk})
+        except NoReverseMatch:
+            return "—"
+        return format_html(
+            '<a href="{}"><img src="{}" alt="Thumbnail of {}" class="lp-thumbnail"></a>',
+            full,
+            thumbnail,
+            _image_label(image.pk),
+        )
+
+    @admin.display(description="in the portal")
+    def portal_link(self, image):
+        try:
+            url = reverse("cases:image-detail", kwargs={"pk": image.pk})
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}">Open {} in the portal</a>', url, _image_label(image.pk))
 
     @admin.display(description="file")
     def stored_file(self, image):
@@ -209,15 +265,17 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class MemberVoteInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Each member's vote; all their probabilities are in the prediction's table above."""
+
     model = MemberVote
     extra = 0
     can_delete = False
-    fields = ["member_name", "label", "probabilities_json"]
+    fields = ["member_name", "label", "probability_of_vote"]
     readonly_fields = fields
 
-    @admin.display(description="probabilities")
-    def probabilities_json(self, vote):
-        return pretty_json(vote.probabilities)
+    @admin.display(description="its probability for the class it voted for")
+    def probability_of_vote(self, vote):
+        return admin_display.number((vote.probabilities or {}).get(vote.label))
 
 
 @admin.register(Prediction)
@@ -230,7 +288,7 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = [
         "id",
-        "image",
+        "image_name",
         "patient_record_number",
         "label",
         "votes_of_members",
@@ -240,7 +298,7 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["label", "agreement", "model_version", "created_at"]
     list_select_related = ["image__patient", "model_version"]
-    search_fields = ["image__patient__record_number"]
+    search_fields = ["image__patient__record_number", "image__original_name"]
     date_hierarchy = "created_at"
     inlines = [MemberVoteInline]
     fields = [
@@ -249,12 +307,20 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "label",
         "votes_of_members",
         "agreement",
-        "probabilities_json",
+        "probabilities_table",
+        "review",
         "model_version",
         "inference_ms",
         "created_at",
     ]
     readonly_fields = fields
+
+    class Media:
+        css = {"all": (admin_display.ADMIN_STYLESHEET,)}
+
+    @admin.display(description="image", ordering="image__original_name")
+    def image_name(self, prediction):
+        return _file_name(prediction.image.original_name)
 
     @admin.display(description="patient record number", ordering="image__patient__record_number")
     def patient_record_number(self, prediction):
@@ -265,5 +331,58 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return f"{prediction.votes}/{prediction.member_count}"
 
     @admin.display(description="probabilities")
-    def probabilities_json(self, prediction):
-        return pretty_json(prediction.probabilities)
+    def probabilities_table(self, prediction):
+        """Classes down, the members' mean and each member across; each member's vote (and the
+        voted label) in bold, the last row the votes."""
+        votes = list(prediction.member_votes.all())
+        mean = prediction.probabilities or {}
+        classes = list(prediction.model_version.class_names or sorted(mean))
+
+        def cell(text, strong):
+            return format_html('<span class="lp-vote">{}</span>', text) if strong else text
+
+        def probability(values, name, strong):
+            return cell(admin_display.number((values or {}).get(name)), strong)
+
+        rows = [
+            [
+                cell(name, name == prediction.label),
+                probability(mean, name, name == prediction.label),
+                *(probability(v.probabilities, name, v.label == name) for v in votes),
+            ]
+            for name in classes
+        ]
+        rows.append(
+            [
+                "vote",
+                f"{prediction.label} ({prediction.votes}/{prediction.member_count})",
+                *(v.label for v in votes),
+            ]
+        )
+        return admin_display.table(
+            ["Class", "Mean", *(v.member_name for v in votes)],
+            rows,
+            caption="Probability per class: the members' mean and each member's",
+        )
+
+    @admin.display(description="human review")
+    def review(self, prediction):
+        version = prediction.model_version
+        top = max((prediction.probabilities or {}).values(), default=None)
+        if version.review_threshold is None or top is None:
+            return f"No review threshold is recorded for model {version.label}."
+        threshold = admin_display.number(version.review_threshold, 4)
+        if version.needs_review(prediction.probabilities):
+            return format_html(
+                '<span class="lp-flag">Flagged for review</span>: the top mean probability {} '
+                "is below the review threshold {} of model {}.",
+                admin_display.number(top, 4),
+                threshold,
+                version.label,
+            )
+        return format_html(
+            "Not flagged: the top mean probability {} reaches the review threshold {} of model {}.",
+            admin_display.number(top, 4),
+            threshold,
+            version.label,
+        )

@@ -1,6 +1,7 @@
 """The prediction history in the admin: read-only, filterable, searchable."""
 
 import datetime
+import re
 
 import pytest
 from django.contrib import admin
@@ -145,7 +146,8 @@ def test_the_detail_page_lists_the_member_votes(admin_client_logged_in, history)
     html = response.content.decode()
     for vote in prediction.member_votes.all():
         assert vote.member_name in html
-    assert "&quot;Pre&quot;: 0.46" in html or '"Pre": 0.46' in html
+    # the members' mean for the voted class, in the probability table
+    assert '<td class="lp-num"><span class="lp-vote">0.460</span></td>' in html
 
 
 def test_staff_with_the_view_permission_only_can_read_the_history(
@@ -162,3 +164,80 @@ def test_staff_with_the_view_permission_only_can_read_the_history(
         AuditEvent.EventType.LOGIN_SUCCEEDED,
         AuditEvent.EventType.PREDICTION_LIST_VIEWED,
     }
+
+
+def _field(html, name):
+    """The read-only field ``name`` of a change page (its ``form-row`` div's inner HTML)."""
+    match = re.search(
+        rf'<div class="form-row field-{name}">(.*?)</div>\s*</div>\s*</div>', html, re.S
+    )
+    assert match, name
+    return match.group(1)
+
+
+def test_the_detail_page_shows_probabilities_and_votes_as_a_table(admin_client_logged_in, history):
+    prediction = history["split"]
+    html = admin_client_logged_in.get(
+        reverse("admin:cases_prediction_change", args=[prediction.pk])
+    ).content.decode()
+
+    table = _field(html, "probabilities_table")
+    assert '<table class="lp-table">' in table and "<pre" not in table
+    members = [v.member_name for v in prediction.member_votes.all()]
+    assert "<th>Class</th>" in table and "Mean" in table
+    for name in members:
+        assert f'<th class="lp-num">{name}</th>' in table
+    # one row per class: the class, its mean, each member's probability (its vote in bold)
+    pre_row = re.search(r"<tr><td><span class=\"lp-vote\">Pre</span></td>(.*?)</tr>", table)
+    assert pre_row, table
+    cells = re.findall(r'<td class="lp-num">(.*?)</td>', pre_row.group(1))
+    assert cells == [
+        '<span class="lp-vote">0.460</span>',
+        '<span class="lp-vote">0.800</span>',
+        '<span class="lp-vote">0.600</span>',
+        "0.350",
+        "0.300",
+        "0.250",
+    ]
+    assert "<td>vote</td>" in table and "Pre (2/5)" in table
+    assert "<pre" not in _field(html, "probabilities_table")
+    assert "lp-table" in html and "admin/portal-admin.css" in html  # the stylesheet, no inline
+    assert 'style="' not in table
+
+
+def test_the_detail_page_says_whether_the_result_is_flagged_for_review(
+    admin_client_logged_in, history
+):
+    def review(key):
+        url = reverse("admin:cases_prediction_change", args=[history[key].pk])
+        return _field(admin_client_logged_in.get(url).content.decode(), "review")
+
+    assert "No review threshold is recorded" in review("split")
+    type(history["v2"]).objects.filter(pk=history["v2"].pk).update(review_threshold=0.5)
+    type(history["v1"]).objects.filter(pk=history["v1"].pk).update(review_threshold=0.5)
+    flagged = review("split")  # a top mean probability of 0.46
+    assert "Flagged for review" in flagged and "0.4600" in flagged and "0.5000" in flagged
+    assert "Not flagged" in review("benign")
+
+
+def test_search_finds_a_prediction_by_the_images_file_name(
+    admin_client_logged_in, history, patient, clinician
+):
+    named = make_prediction(
+        make_image(patient, clinician, seed=113, name="Im042_Pro-B_scan.png"),
+        version=history["v1"],
+    )
+    assert listed(admin_client_logged_in, q="Im042_Pro") == {named.pk}
+    assert listed(admin_client_logged_in, q="Im042_pro-b_scan.png") == {named.pk}
+
+
+def test_long_file_names_are_cut_in_the_changelist_with_the_full_name_on_hover(
+    admin_client_logged_in, history, patient, clinician
+):
+    long_name = "a-very-long-original-file-name-" * 6 + ".png"
+    make_prediction(make_image(patient, clinician, seed=114, name=long_name))
+
+    html = admin_client_logged_in.get(CHANGELIST).content.decode()
+
+    assert f'<span class="lp-truncate" title="{long_name}">{long_name}</span>' in html
+    assert "admin/portal-admin.css" in html

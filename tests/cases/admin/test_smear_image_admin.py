@@ -1,5 +1,6 @@
 """Smear images in the admin: listing, search, filters, and the requeue action."""
 
+import re
 from unittest import mock
 
 import pytest
@@ -147,3 +148,43 @@ def test_staff_without_the_change_permission_cannot_requeue(client, django_user_
     requeue(client, image)
     image.refresh_from_db()
     assert image.status == SmearImage.Status.FAILED
+
+
+def test_the_image_page_is_titled_by_number_and_shows_the_thumbnail(admin_client_logged_in, image):
+    page = admin_client_logged_in.get(reverse("admin:cases_smearimage_change", args=[image.pk]))
+
+    html = page.content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    breadcrumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', html, re.S).group(1)
+    subtitle = re.search(r"<h2>(.*?)</h2>", html, re.S).group(1)
+    # In the public dataset the file name carries the true class: never in the page's title.
+    for text in (title, breadcrumbs, subtitle):
+        assert "admin-field" not in text
+        assert f"Image #{image.pk}" in text
+    thumbnail = reverse("cases:image-thumbnail", kwargs={"pk": image.pk})
+    assert (
+        f'<img src="{thumbnail}" alt="Thumbnail of Image #{image.pk}" class="lp-thumbnail">' in html
+    )
+    assert f'href="{reverse("cases:image-detail", kwargs={"pk": image.pk})}"' in html
+    assert "admin/portal-admin.css" in html
+    # the thumbnail it links to is served to the admin (staff see every image)
+    assert admin_client_logged_in.get(thumbnail)["Content-Type"] == "image/jpeg"
+
+
+def test_the_image_history_page_is_titled_by_number(admin_client_logged_in, image):
+    page = admin_client_logged_in.get(reverse("admin:cases_smearimage_history", args=[image.pk]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    head = html.split('<div id="content-main">')[0]
+    assert "admin-field" not in head
+    assert f"Change history: Image #{image.pk}" in head
+
+
+def test_long_file_names_are_cut_in_the_changelist(admin_client_logged_in, patient, clinician):
+    long_name = "x" * 120 + "-Pro-B.png"
+    make_image(patient, clinician, seed=105, name=long_name)
+
+    html = admin_client_logged_in.get(CHANGELIST).content.decode()
+
+    assert f'<span class="lp-truncate" title="{long_name}">{long_name}</span>' in html
