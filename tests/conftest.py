@@ -12,14 +12,54 @@ from django.contrib.auth import get_user_model
 pytest_plugins = ["tests.fixtures.ensemble", "tests.fixtures.worker"]
 
 
-@pytest.fixture
-def clinician(db):
-    return get_user_model().objects.create_user(username="dr_ada", password="pw-ada-123456")
+def _member(username: str, password: str, lab_name: str, role: str):
+    from cases.models import Lab, Membership
+
+    user = get_user_model().objects.create_user(username=username, password=password)
+    lab, _ = Lab.objects.get_or_create(name=lab_name)
+    Membership.objects.create(lab=lab, user=user, role=role)
+    return user
 
 
 @pytest.fixture
-def other_clinician(db):
-    return get_user_model().objects.create_user(username="dr_bob", password="pw-bob-123456")
+def lab(db):
+    from cases.models import Lab
+
+    return Lab.objects.get_or_create(name="Lab A")[0]
+
+
+@pytest.fixture
+def other_lab(db):
+    from cases.models import Lab
+
+    return Lab.objects.get_or_create(name="Lab B")[0]
+
+
+@pytest.fixture
+def clinician(lab):
+    """A hematologist of Lab A: every clinical right (register, upload, verify, sign)."""
+    return _member("dr_ada", "pw-ada-123456", lab.name, "hematologist")
+
+
+@pytest.fixture
+def other_clinician(other_lab):
+    """A hematologist of another lab (Lab B): sees none of Lab A's data."""
+    return _member("dr_bob", "pw-bob-123456", other_lab.name, "hematologist")
+
+
+@pytest.fixture
+def technologist(lab):
+    return _member("tech_tom", "pw-tom-123456", lab.name, "technologist")
+
+
+@pytest.fixture
+def hematologist(clinician):
+    return clinician
+
+
+@pytest.fixture
+def manager(lab):
+    return _member("mgr_meg", "pw-meg-123456", lab.name, "manager")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from cases import services
-from cases.models import Prediction, SmearImage
+from cases.models import Patient, Prediction, SmearImage, Specimen
 from inference.demo import DEMO_ARCHITECTURES, DEMO_CLASS_NAMES
 from inference.models import ModelVersion
 from inference.voting import vote
@@ -77,9 +77,37 @@ def make_prediction(
     return prediction
 
 
-def make_image(patient, user, *, seed: int = 0, name: str = "smear.png") -> SmearImage:
+def home_lab(user):
+    """The user's first lab (the test users belong to one)."""
+    return user.memberships.select_related("lab").order_by("id").first().lab
+
+
+def make_patient(user, record_number="MRN-1", display_label="Patient", **fields) -> Patient:
+    return services.patient_create(
+        lab=home_lab(user),
+        created_by=user,
+        record_number=record_number,
+        display_label=display_label,
+        **fields,
+    )
+
+
+def default_specimen(patient: Patient, user=None) -> Specimen:
+    """The patient's specimen ``S-<patient id>``, registered on first use (by ``user``, default
+    whoever registered the patient)."""
+    found = Specimen.objects.filter(patient=patient, accession_number=f"S-{patient.pk}").first()
+    return found or services.specimen_create(
+        patient=patient,
+        created_by=user or patient.created_by,
+        accession_number=f"S-{patient.pk}",
+    )
+
+
+def make_image(patient, user, *, seed: int = 0, name: str = "smear.png", specimen=None):
     return services.smear_image_upload(
-        patient=patient, file=upload(name, seed=seed), uploaded_by=user
+        specimen=specimen or default_specimen(patient, user),
+        file=upload(name, seed=seed),
+        uploaded_by=user,
     )
 
 

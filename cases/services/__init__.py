@@ -1,10 +1,11 @@
 """Writes. Views, the API, the admin and Celery tasks call these; none writes models directly.
 
-One module per domain: ``patients``, ``uploads``, ``lifecycle`` (image statuses and what a
-person may ask for), ``classification`` (the worker's side), ``recovery`` (the sweep),
-``accounts`` and ``audit``. Each service validates, works in one transaction, writes its audit
-event in that transaction, and defers Celery work to ``transaction.on_commit`` so a worker never
-sees a row that is not committed yet. The names below are the public surface.
+One module per domain: ``labs`` (members and roles), ``patients``, ``specimens``, ``uploads``,
+``lifecycle`` (image statuses and what a person may ask for), ``classification`` (the worker's
+side), ``recovery`` (the sweep), ``flags``, ``verdicts``, ``signoff``, ``accounts`` and
+``audit``. Each service validates, works in one transaction, writes its audit event in that
+transaction, and defers Celery work to ``transaction.on_commit`` so a worker never sees a row
+that is not committed yet. The names below are the public surface.
 """
 
 from .accounts import (
@@ -18,6 +19,8 @@ from .accounts import (
 )
 from .audit import audit_event_create, audit_read, request_address
 from .classification import Classified, Outcome, image_classify, prediction_record
+from .flags import flags_refresh
+from .labs import lab_ensure, membership_remove, membership_set
 from .lifecycle import (
     ALLOWED,
     ActionRefused,
@@ -34,11 +37,34 @@ from .lifecycle import (
 )
 from .patients import PATIENT_FIELDS, patient_create, patient_update
 from .recovery import RecoveryReport, images_recover
+from .signoff import SignOffRefused, require_signer, specimen_amend, specimen_sign_out
+from .specimens import (
+    SPECIMEN_FIELDS,
+    SpecimenLocked,
+    specimen_create,
+    specimen_transition,
+    specimen_update,
+)
 from .uploads import UploadReport, image_thumbnail_ensure, smear_image_upload, smear_images_upload
+from .verdicts import verdict_record
 
 __all__ = [
     "ALLOWED",
     "PATIENT_FIELDS",
+    "SPECIMEN_FIELDS",
+    "SignOffRefused",
+    "SpecimenLocked",
+    "flags_refresh",
+    "lab_ensure",
+    "membership_remove",
+    "membership_set",
+    "require_signer",
+    "specimen_amend",
+    "specimen_create",
+    "specimen_sign_out",
+    "specimen_transition",
+    "specimen_update",
+    "verdict_record",
     "ActionRefused",
     "ActionResult",
     "Classified",

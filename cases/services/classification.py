@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import MemberVote, Prediction, SmearImage
+from .flags import flags_refresh
 from .lifecycle import (
     EventType,
     ImageBusy,
@@ -240,7 +241,8 @@ def _owned(image: SmearImage | None, task_id: str) -> bool:
 
 
 def prediction_record(*, image: SmearImage, version, result) -> Prediction:
-    """Save one ensemble result (an ``inference.voting.EnsembleResult``) with its member votes.
+    """Save one ensemble result (an ``inference.voting.EnsembleResult``) with its member votes
+    and the review flags it raises (``cases.flags``).
 
     The caller owns the transaction and the image's status."""
     prediction = Prediction.objects.create(
@@ -259,6 +261,7 @@ def prediction_record(*, image: SmearImage, version, result) -> Prediction:
         )
         for m in result.members
     )
+    flags_refresh(image=image, prediction=prediction)
     return prediction
 
 

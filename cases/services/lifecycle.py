@@ -31,7 +31,9 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..models import AuditEvent, SmearImage
+from ..roles import Capability, require
 from .audit import audit_event_create
+from .flags import flags_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ def image_transition(
         old={"status": old},
         new={"status": to, **(new or {})},
     )
+    if to == Status.FAILED:
+        flags_refresh(image=image, prediction=None)
     return image
 
 
@@ -224,7 +228,7 @@ def image_retry(*, image_id: int, user, address=None) -> ActionResult:
     """Queue a failed image again, or rescue one that is stuck (sent long ago, never sent, or
     processing past the hard time limit). The attempt counter starts again."""
     with transaction.atomic():
-        image = _lock_for_person(image_id)
+        image = _lock_for_person(image_id, user)
         refusal = retry_refusal(image)
         if refusal is not None:
             raise ActionRefused(refusal)
@@ -258,7 +262,7 @@ def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
     from inference.registry import get_active_version
 
     with transaction.atomic():
-        image = _lock_for_person(image_id)
+        image = _lock_for_person(image_id, user)
         active = get_active_version()
         if active is None:
             raise ActionRefused("No model version is active, so the image cannot be classified.")
@@ -277,13 +281,19 @@ def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
         )
 
 
-def _lock_for_person(image_id: int) -> SmearImage:
+def _lock_for_person(image_id: int, user) -> SmearImage:
     try:
         image = lock_image(image_id)
     except ImageBusy as exc:
         raise ActionRefused("The image is being updated right now; try again in a moment.") from exc
     if image is None:
         raise ActionRefused("The image does not exist.")
+    require(user, image.patient.lab_id, Capability.REQUEUE)
+    if image.specimen.is_signed:
+        raise ActionRefused(
+            f"Specimen {image.specimen.accession_number} is signed out; its images are kept as "
+            "they were signed."
+        )
     return image
 
 

@@ -3,28 +3,33 @@
 from django.db import transaction
 
 from ..models import AuditEvent, Patient
+from ..roles import Capability, require
 from .audit import audit_event_create
+from .cleaning import full_clean
 
 PATIENT_FIELDS = ("record_number", "display_label", "sex", "birth_year")
 
 
 def patient_create(
-    *, owner, record_number, display_label, sex="", birth_year=None, created_by=None, address=None
+    *, lab, created_by, record_number, display_label, sex="", birth_year=None, address=None
 ) -> Patient:
-    """Register a patient owned by ``owner``; ``created_by`` (default: the owner) is who did it."""
+    """Register a patient in ``lab``. ``created_by`` must be a technologist or hematologist
+    there (``roles.RoleRequired`` otherwise). A record number is unique within the lab."""
+    require(created_by, lab, Capability.REGISTER)
     patient = Patient(
-        owner=owner,
+        lab=lab,
+        created_by=created_by,
         record_number=(record_number or "").strip(),
         display_label=(display_label or "").strip(),
         sex=sex or "",
         birth_year=birth_year,
     )
-    patient.full_clean()
+    full_clean(patient)
     with transaction.atomic():
         patient.save()
         audit_event_create(
             event_type=AuditEvent.EventType.PATIENT_CREATED,
-            acting_user=created_by or owner,
+            acting_user=created_by,
             address=address,
             patient=patient,
             new=_patient_values(patient),
@@ -34,6 +39,7 @@ def patient_create(
 
 def patient_update(*, patient: Patient, user, data: dict, address=None) -> Patient:
     """Change the given fields; returns early (no audit row) when nothing changed."""
+    require(user, patient.lab_id, Capability.REGISTER)
     old, new = {}, {}
     for name in PATIENT_FIELDS:
         if name not in data:
@@ -46,7 +52,7 @@ def patient_update(*, patient: Patient, user, data: dict, address=None) -> Patie
             setattr(patient, name, value)
     if not new:
         return patient
-    patient.full_clean()
+    full_clean(patient)
     with transaction.atomic():
         patient.save(update_fields=[*new, "updated_at"])
         audit_event_create(

@@ -14,7 +14,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from ..models import AuditEvent, Patient, SmearImage, smear_upload_to, thumbnail_upload_to
+from ..models import AuditEvent, SmearImage, Specimen, smear_upload_to, thumbnail_upload_to
+from ..roles import Capability, require
 from ..validation import check_smear_image
 from .audit import audit_event_create
 from .lifecycle import enqueue_on_commit
@@ -28,18 +29,23 @@ class UploadReport:
     rejected: list[str] = field(default_factory=list)  # one readable message per rejected file
 
 
-def smear_image_upload(*, patient: Patient, file, uploaded_by, address=None) -> SmearImage:
-    """Validate, store, create the queued row, enqueue on commit.
+def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -> SmearImage:
+    """Validate, store, create the queued row in ``specimen``, enqueue on commit.
 
-    Raises ``ValidationError`` with a readable message; on any failure nothing stays behind:
-    neither a row nor a stored file.
+    Raises ``ValidationError`` with a readable message (also when the specimen is signed out),
+    ``roles.RoleRequired`` when the user may not upload in the specimen's lab; on any failure
+    nothing stays behind: neither a row nor a stored file.
     """
+    require(uploaded_by, specimen.lab_id, Capability.REGISTER)
+    _check_accepts_images(specimen)
+    patient = specimen.patient
     name = (getattr(file, "name", "") or "upload").rsplit("/", 1)[-1][:255]
     checked = check_smear_image(file)
     if SmearImage.objects.filter(patient=patient, sha256=checked.sha256).exists():
         raise _duplicate(name)
     image = SmearImage(
         patient=patient,
+        specimen=specimen,
         original_name=name,
         sha256=checked.sha256,
         width=checked.width,
@@ -53,6 +59,8 @@ def smear_image_upload(*, patient: Patient, file, uploaded_by, address=None) -> 
     written: list[str] = []  # files this call wrote, so only those are removed on failure
     try:
         with transaction.atomic():
+            # Lock the specimen: a sign-off in progress must not miss an image added meanwhile.
+            _check_accepts_images(Specimen.objects.select_for_update().get(pk=specimen.pk))
             image.file.name = _store(smear_upload_to(image, name), checked.content, written)
             image.thumbnail.name = _store(
                 thumbnail_upload_to(image, name), checked.thumbnail, written
@@ -80,8 +88,9 @@ def smear_image_upload(*, patient: Patient, file, uploaded_by, address=None) -> 
     return image
 
 
-def smear_images_upload(*, patient: Patient, files, uploaded_by, address=None) -> UploadReport:
+def smear_images_upload(*, specimen: Specimen, files, uploaded_by, address=None) -> UploadReport:
     """Store every valid file; report every invalid one. Each file is all-or-nothing."""
+    require(uploaded_by, specimen.lab_id, Capability.REGISTER)
     files = list(files)
     report = UploadReport()
     if not files:
@@ -95,12 +104,21 @@ def smear_images_upload(*, patient: Patient, files, uploaded_by, address=None) -
         try:
             report.stored.append(
                 smear_image_upload(
-                    patient=patient, file=file, uploaded_by=uploaded_by, address=address
+                    specimen=specimen, file=file, uploaded_by=uploaded_by, address=address
                 )
             )
         except ValidationError as exc:
             report.rejected.extend(exc.messages)
     return report
+
+
+def _check_accepts_images(specimen: Specimen) -> None:
+    if specimen.is_signed:
+        raise ValidationError(
+            f"Specimen {specimen.accession_number} is signed out: it takes no new images. "
+            "Register a new specimen for a new smear.",
+            code="specimen_signed",
+        )
 
 
 def _store(content_name: str, content: bytes, written: list[str]) -> str:

@@ -7,6 +7,7 @@ from django.db import connection
 from cases import services
 from cases.models import AuditEvent, Prediction, SmearImage
 from inference import registry
+from tests.factories import default_specimen, home_lab
 from tests.fixtures.worker import wait_for
 from tests.images import upload
 
@@ -18,9 +19,13 @@ def _status(image_id):
 
 
 def test_uploaded_image_is_classified_by_the_worker(demo_version, celery_worker, clinician):
-    patient = services.patient_create(owner=clinician, record_number="E2E-1", display_label="P1")
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="E2E-1", display_label="P1"
+    )
 
-    image = services.smear_image_upload(patient=patient, file=upload(seed=1), uploaded_by=clinician)
+    image = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=1), uploaded_by=clinician
+    )
 
     done = wait_for(
         lambda: _status(image.pk) in ("done", "failed") and _status(image.pk),
@@ -48,9 +53,13 @@ def test_images_wait_without_an_active_model_and_run_after_activation(
     demo_version, celery_worker, clinician
 ):
     registry.retire_version(demo_version)
-    patient = services.patient_create(owner=clinician, record_number="E2E-2", display_label="P2")
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="E2E-2", display_label="P2"
+    )
 
-    image = services.smear_image_upload(patient=patient, file=upload(seed=2), uploaded_by=clinician)
+    image = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=2), uploaded_by=clinician
+    )
     # The worker receives the task, finds no active model and leaves the image queued.
     wait_for(lambda: "waiting" in celery_worker.read_text(), timeout=120, log_path=celery_worker)
     assert _status(image.pk) == "queued"

@@ -35,6 +35,7 @@ from rest_framework.authtoken.models import Token
 from cases import services
 from inference import registry
 from inference.models import ModelVersion
+from cases.models import Lab, Membership
 members, preprocessing, class_names = json.loads(sys.stdin.read())
 version = ModelVersion.objects.create(
     name="demo-ensemble", version=1, is_demo=True, members=members,
@@ -42,8 +43,13 @@ version = ModelVersion.objects.create(
 )
 registry.activate_version(version)
 user = get_user_model().objects.create_user(username="tech", password="pw-tech-123456")
-patient = services.patient_create(owner=user, record_number="LOAD-1", display_label="Load")
-print(Token.objects.create(user=user).key, patient.pk)
+lab = Lab.objects.create(name="Load lab")
+Membership.objects.create(lab=lab, user=user, role="technologist")
+patient = services.patient_create(
+    lab=lab, created_by=user, record_number="LOAD-1", display_label="Load"
+)
+specimen = services.specimen_create(patient=patient, created_by=user, accession_number="L-1")
+print(Token.objects.create(user=user).key, specimen.pk)
 """
 
 
@@ -73,8 +79,8 @@ class DefaultSetup:
         out = self._manage(
             "shell", "-c", SETUP, stdin=json.dumps([members, preprocessing, class_names])
         )
-        token, patient = out.split()[-2:]
-        self.token, self.patient_id = token, int(patient)
+        token, specimen = out.split()[-2:]
+        self.token, self.specimen_id = token, int(specimen)
         self.portal = Portal(self.env, root / "web.log")
         self.worker = Worker(
             queue="leukemia-portal", log_path=root / "worker.log", env=self.env, beat_dir=root
@@ -95,7 +101,7 @@ class DefaultSetup:
 
     def upload(self, files: list[tuple[str, bytes]]) -> requests.Response:
         return requests.post(
-            f"{self.portal.url}/api/v1/patients/{self.patient_id}/images/",
+            f"{self.portal.url}/api/v1/specimens/{self.specimen_id}/images/",
             files=[("files", (name, content, "image/png")) for name, content in files],
             headers={"Authorization": f"Token {self.token}"},
             timeout=120,

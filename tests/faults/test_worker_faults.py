@@ -21,6 +21,7 @@ from rest_framework.authtoken.models import Token
 from cases import services
 from cases.models import AuditEvent, Patient, Prediction, SmearImage
 from cases.tasks import classify_image
+from tests.factories import default_specimen, home_lab
 from tests.fixtures.worker import wait_for
 from tests.images import image_bytes, upload
 
@@ -45,7 +46,9 @@ def _upload(clinician, seed, record="F-1"):
         record_number=record, defaults={"display_label": record, "owner": clinician}
     )
     return services.smear_image_upload(
-        patient=patient, file=upload(f"field-{seed}.png", seed=seed), uploaded_by=clinician
+        specimen=default_specimen(patient),
+        file=upload(f"field-{seed}.png", seed=seed),
+        uploaded_by=clinician,
     )
 
 
@@ -162,7 +165,9 @@ def test_uploads_during_a_broker_outage_are_all_classified_once_it_is_back(
     worker = worker_factory(broker_url=private_redis.url, beat=True, **FAST_RECOVERY)
     portal = portal_factory(CELERY_BROKER_URL=private_redis.url, **FAST_RECOVERY)
     token = Token.objects.create(user=clinician).key
-    patient = services.patient_create(owner=clinician, record_number="OUT-1", display_label="O")
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="OUT-1", display_label="O"
+    )
     url = f"{portal.url}/api/v1/patients/{patient.pk}/images/"
 
     def send(seed):

@@ -12,6 +12,7 @@ from cases import services
 from cases.models import SmearImage
 from inference.preprocessing import decode_image
 from tests.cases.services.test_uploads import _jpeg_with_metadata_and_trailer
+from tests.factories import default_specimen, home_lab
 from tests.images import upload
 
 migration = importlib.import_module("cases.migrations.0003_store_pixels_only")
@@ -19,8 +20,12 @@ migration = importlib.import_module("cases.migrations.0003_store_pixels_only")
 
 def _legacy_image(clinician, content: bytes, record="LEG-1") -> SmearImage:
     """A row as the old upload stored it: the uploaded bytes, byte for byte."""
-    patient = services.patient_create(owner=clinician, record_number=record, display_label="L")
-    image = services.smear_image_upload(patient=patient, file=upload(seed=3), uploaded_by=clinician)
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number=record, display_label="L"
+    )
+    image = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=3), uploaded_by=clinician
+    )
     digest = hashlib.sha256(content).hexdigest()
     name = default_storage.save(f"smears/{digest[:2]}/{digest}.jpg", ContentFile(content))
     SmearImage.objects.filter(pk=image.pk).update(

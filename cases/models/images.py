@@ -1,43 +1,9 @@
-"""The clinical domain: patients, their smear images, and the predictions made on each image."""
+"""Smear images, the predictions made on each, and each member's vote."""
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-
-class Patient(models.Model):
-    class Sex(models.TextChoices):
-        FEMALE = "F", "Female"
-        MALE = "M", "Male"
-        OTHER = "X", "Other"
-        UNKNOWN = "", "Not recorded"
-
-    record_number = models.CharField(
-        "institution record number",
-        max_length=64,
-        unique=True,
-        help_text="Unique in the institution.",
-    )
-    display_label = models.CharField(
-        max_length=80, help_text="A pseudonymous label shown in lists, e.g. 'Patient A-17'."
-    )
-    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True, default=Sex.UNKNOWN)
-    birth_year = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1900), MaxValueValidator(2100)]
-    )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patients"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.display_label} ({self.record_number})"
-
+from .patients import Patient, Specimen
 
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "BMP": "bmp"}
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff", "BMP": "image/bmp"}
@@ -70,6 +36,12 @@ class SmearImage(models.Model):
         UNEXPECTED = "unexpected", "Unexpected error"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="images")
+    specimen = models.ForeignKey(
+        Specimen,
+        on_delete=models.CASCADE,
+        related_name="images",
+        help_text="The case the image belongs to; its patient is the specimen's patient.",
+    )
     file = models.FileField(upload_to=smear_upload_to, max_length=255)
     thumbnail = models.FileField(upload_to=thumbnail_upload_to, max_length=255, blank=True)
     original_name = models.CharField(max_length=255)
@@ -119,7 +91,8 @@ class SmearImage(models.Model):
         indexes = [models.Index(fields=["status", "updated_at"])]
 
     def __str__(self) -> str:
-        return f"{self.original_name} [{self.status}]"
+        # Never the original file name: in public data sets it often carries the true class.
+        return f"Image #{self.pk} [{self.status}]"
 
     @property
     def is_finished(self) -> bool:
@@ -128,6 +101,23 @@ class SmearImage(models.Model):
     @property
     def latest_prediction(self) -> "Prediction | None":
         return self.predictions.order_by("-created_at", "-id").first()
+
+    @property
+    def current_verdict(self):
+        """The latest verdict (earlier ones stay in ``verdicts``), or ``None``. Uses the
+        selectors' prefetch (``verdict_history``) when there is one."""
+        history = getattr(self, "verdict_history", None)
+        if history is not None:
+            return history[0] if history else None
+        return self.verdicts.select_related("reviewer").order_by("-id").first()
+
+    @property
+    def current_flags(self) -> list:
+        """The flags of the latest result (prefetched as ``active_flags`` by the selectors)."""
+        flags = getattr(self, "active_flags", None)
+        if flags is None:
+            flags = list(self.flags.filter(active=True))
+        return flags
 
 
 class Prediction(models.Model):
@@ -179,83 +169,3 @@ class MemberVote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_name}: {self.label}"
-
-
-class AppendOnlyError(Exception):
-    """The audit log is append-only: its rows are never changed or deleted."""
-
-
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError("audit events are never changed")
-
-    def delete(self):
-        raise AppendOnlyError("audit events are never deleted")
-
-
-class AuditEvent(models.Model):
-    """Who did what (or read what), when, from where, with old and new values.
-
-    Shaped after Zulip's RealmAuditLog. Append-only: ``save`` refuses to change a stored row,
-    ``delete`` and queryset ``update``/``delete`` refuse, and the objects it points at cannot be
-    deleted while it points at them (``PROTECT``).
-    """
-
-    class EventType(models.IntegerChoices):
-        LOGIN_SUCCEEDED = 1, "Signed in"
-        LOGIN_FAILED = 2, "Sign-in failed"
-        LOGOUT = 3, "Signed out"
-        TOKEN_ISSUED = 4, "API token issued"
-        TOKEN_REVOKED = 5, "API token revoked"
-        PATIENT_CREATED = 101, "Patient created"
-        PATIENT_UPDATED = 102, "Patient updated"
-        PATIENT_VIEWED = 111, "Patient viewed"
-        PATIENT_LIST_VIEWED = 112, "Patient list viewed"
-        IMAGE_UPLOADED = 201, "Image uploaded"
-        IMAGE_CLASSIFIED = 202, "Image classified"
-        IMAGE_FAILED = 203, "Image classification failed"
-        IMAGE_REQUEUED = 204, "Image queued again"
-        IMAGE_PROCESSING = 205, "Image classification started"
-        IMAGE_RETRYING = 206, "Image classification delayed; retrying"
-        IMAGE_RECOVERED = 207, "Image recovered by the sweep"
-        IMAGE_VIEWED = 211, "Image page viewed"
-        IMAGE_FILE_READ = 212, "Image file read"
-        IMAGE_LIST_VIEWED = 213, "Image list viewed"
-        PREDICTION_VIEWED = 301, "Prediction viewed"
-        PREDICTION_LIST_VIEWED = 302, "Prediction list viewed"
-
-    acting_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    event_type = models.PositiveSmallIntegerField(choices=EventType.choices)
-    event_time = models.DateTimeField(auto_now_add=True, db_index=True)
-    ip_address = models.GenericIPAddressField(
-        null=True, blank=True, help_text="Address of the request; empty for the worker's events."
-    )
-    patient = models.ForeignKey(
-        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
-    )
-    image = models.ForeignKey(
-        SmearImage, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
-    )
-    extra_data = models.JSONField(default=dict, blank=True, help_text='{"old": …, "new": …}')
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-event_time", "-id"]
-        indexes = [
-            models.Index(fields=["patient", "event_type", "event_time"]),
-            models.Index(fields=["acting_user", "event_time"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_event_type_display()} at {self.event_time:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("audit events are never changed")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("audit events are never deleted")

@@ -1,0 +1,37 @@
+"""The clinical domain, one module per part: labs, patients and specimens, images and
+predictions, human review, the audit log."""
+
+from .audit import AuditEvent
+from .base import AppendOnlyError, AppendOnlyModel
+from .images import (
+    CONTENT_TYPES,
+    FORMAT_EXTENSIONS,
+    MemberVote,
+    Prediction,
+    SmearImage,
+    smear_upload_to,
+    thumbnail_upload_to,
+)
+from .labs import Lab, Membership
+from .patients import Patient, Specimen
+from .review import ImageFlag, SignOff, Verdict
+
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMAT_EXTENSIONS",
+    "AppendOnlyError",
+    "AppendOnlyModel",
+    "AuditEvent",
+    "ImageFlag",
+    "Lab",
+    "Membership",
+    "MemberVote",
+    "Patient",
+    "Prediction",
+    "SignOff",
+    "SmearImage",
+    "Specimen",
+    "Verdict",
+    "smear_upload_to",
+    "thumbnail_upload_to",
+]
