@@ -4,9 +4,10 @@ Predictions, member votes and audit events are read-only: history is never rewri
 log can be filtered and exported as CSV. Smear images are read-only too (uploads go through the
 clinician pages or the API); the one write offered is "Try again / classify again", through the
 same lifecycle service as the pages and the API (``services.image_requeue``), which says
-truthfully what it did and what it refused. Patients can be
-registered and corrected here, through the same services as elsewhere, so every change lands in
-the audit log. Nothing is deleted from here: a deletion would cascade into the history.
+truthfully what it did and what it refused. Patients, specimens, verdicts and sign-offs are
+read-only here: they are registered, verified and signed by the lab's members in the portal,
+where the roles apply (``admin_review``). Nothing is deleted from here: a deletion would cascade
+into the history.
 """
 
 from django.contrib import admin, messages
@@ -32,7 +33,7 @@ def _changelist_link(model, text, **filters) -> str:
 
 
 @admin.register(Patient)
-class PatientAdmin(AuditedReadsMixin, admin.ModelAdmin):
+class PatientAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_event = AuditEvent.EventType.PATIENT_LIST_VIEWED
     detail_event = AuditEvent.EventType.PATIENT_VIEWED
 
@@ -42,59 +43,34 @@ class PatientAdmin(AuditedReadsMixin, admin.ModelAdmin):
     list_display = [
         "record_number",
         "display_label",
-        "owner",
+        "lab",
         "image_count",
         "sex",
         "birth_year",
+        "created_by",
         "created_at",
     ]
     list_display_links = ["record_number", "display_label"]
-    list_filter = ["sex", "created_at"]
-    list_select_related = ["owner"]
+    list_filter = ["lab", "sex", "created_at"]
+    list_select_related = ["lab", "created_by"]
     search_fields = ["record_number", "display_label"]
-    autocomplete_fields = ["owner"]
-    fields = ["record_number", "display_label", "sex", "birth_year", "owner", "created_at"]
-    readonly_fields = ["created_at"]
+    fields = [
+        "lab",
+        "record_number",
+        "display_label",
+        "sex",
+        "birth_year",
+        "created_by",
+        "created_at",
+    ]
     date_hierarchy = "created_at"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(image_count=Count("images", distinct=True))
 
-    def get_readonly_fields(self, request, obj=None):
-        # The owner is chosen when the patient is registered; the services do not move patients.
-        return [*self.readonly_fields, "owner"] if obj is not None else self.readonly_fields
-
     @admin.display(description="images", ordering="image_count")
     def image_count(self, patient):
         return _changelist_link(SmearImage, patient.image_count, patient__id__exact=patient.pk)
-
-    def save_model(self, request, obj, form, change):
-        """Register or correct the patient through the services, which write the audit log."""
-        values = {
-            name: form.cleaned_data[name]
-            for name in services.PATIENT_FIELDS
-            if name in form.cleaned_data
-        }
-        if change:
-            services.patient_update(
-                patient=Patient.objects.get(pk=obj.pk),
-                user=request.user,
-                data=values,
-                address=services.request_address(request),
-            )
-            return
-        created = services.patient_create(
-            owner=form.cleaned_data["owner"],
-            created_by=request.user,
-            address=services.request_address(request),
-            **values,
-        )
-        obj.pk = created.pk
-        obj.created_at, obj.updated_at = created.created_at, created.updated_at
-        obj._state.adding = False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- Smear images -----------------------------------------------------------------------------

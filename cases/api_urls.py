@@ -32,7 +32,17 @@ def serve_together(name: str, *actions: type[APIView]) -> type[APIView]:
 
 PatientsApi = serve_together("PatientsApi", apis.PatientListApi, apis.PatientCreateApi)
 PatientApi = serve_together("PatientApi", apis.PatientDetailApi, apis.PatientUpdateApi)
-PatientImagesApi = serve_together("PatientImagesApi", apis.ImageListApi, apis.ImageUploadApi)
+PatientSpecimensApi = serve_together(
+    "PatientSpecimensApi", apis.PatientSpecimenListApi, apis.PatientSpecimenCreateApi
+)
+SpecimenApi = serve_together("SpecimenApi", apis.SpecimenDetailApi, apis.SpecimenUpdateApi)
+SpecimenImagesApi = serve_together(
+    "SpecimenImagesApi", apis.SpecimenImageListApi, apis.ImageUploadApi
+)
+ImageVerdictsApi = serve_together(
+    "ImageVerdictsApi", apis.ImageVerdictListApi, apis.ImageVerdictCreateApi
+)
+LabMembersApi = serve_together("LabMembersApi", apis.LabMemberListApi, apis.LabMemberSetApi)
 
 app_name = "api"
 urlpatterns = [
@@ -40,7 +50,19 @@ urlpatterns = [
     path("auth/token/revoke/", apis.TokenRevokeApi.as_view(), name="token-revoke"),
     path("patients/", PatientsApi.as_view(), name="patient-list"),
     path("patients/<int:pk>/", PatientApi.as_view(), name="patient-detail"),
-    path("patients/<int:pk>/images/", PatientImagesApi.as_view(), name="patient-images"),
+    path("patients/<int:pk>/images/", apis.ImageListApi.as_view(), name="patient-images"),
+    path("patients/<int:pk>/specimens/", PatientSpecimensApi.as_view(), name="patient-specimens"),
+    path("specimens/<int:pk>/", SpecimenApi.as_view(), name="specimen-detail"),
+    path("specimens/<int:pk>/images/", SpecimenImagesApi.as_view(), name="specimen-images"),
+    path(
+        "specimens/<int:pk>/sign-off/", apis.SpecimenSignOffApi.as_view(), name="specimen-sign-off"
+    ),
+    path("specimens/<int:pk>/amendments/", apis.SpecimenAmendApi.as_view(), name="specimen-amend"),
+    path("review-queue/", apis.ReviewQueueApi.as_view(), name="review-queue"),
+    path("images/<int:pk>/verdicts/", ImageVerdictsApi.as_view(), name="image-verdicts"),
+    path("labs/", apis.LabListApi.as_view(), name="lab-list"),
+    path("labs/<int:pk>/qa/", apis.LabQAApi.as_view(), name="lab-qa"),
+    path("labs/<int:pk>/members/", LabMembersApi.as_view(), name="lab-members"),
     path("images/<int:pk>/", apis.ImageDetailApi.as_view(), name="image-detail"),
     path("images/<int:pk>/requeue/", apis.ImageRequeueApi.as_view(), name="image-requeue"),
     path(

@@ -15,6 +15,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
@@ -59,9 +60,11 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
+    """403. A role refusal (``cases.roles.RoleRequired``) carries a message worth showing."""
+    message = str(exception or "") or "You do not have permission for this."
     if is_api_request(request):
-        return JsonResponse({"detail": "You do not have permission for this."}, status=403)
-    return defaults.permission_denied(request, exception)
+        return JsonResponse({"detail": message}, status=403)
+    return render(request, "403.html", {"message": message}, status=403)
 
 
 def page_not_found(request, exception=None):

@@ -1,18 +1,26 @@
-"""Who may open what: every URL of the clinician pages (``cases``) and of the API (``api``).
+"""Who may open what, and who may do what: every URL of the clinician pages (``cases``) and of
+the API (``api``), for every kind of user.
 
 The URLs are enumerated from the resolver, so a URL added later is covered without touching
-this file. For each URL and each HTTP method its view implements:
+this file. The users: anonymous; another lab's hematologist (``stranger``); the lab's
+technologist, hematologist and manager; a staff admin. The objects (a lab, its patient, a
+specimen, an image with its prediction) belong to Lab A.
 
 * anonymous: refused (pages: 302 to the login page; API: 401 with WWW-Authenticate);
-* another clinician: 404 for an object that is not theirs (never 403: existence must not leak);
-  lists do not show the other clinician's objects;
-* the owner, and staff: may see it (GET answers 2xx/3xx, or 405 for a POST-only action), and
-  every GET that shows patient data records a read event naming them (the status poll aside:
-  the image page it polls for was recorded);
-* a GET writes nothing but read events, and a refused request writes nothing at all.
+* a stranger: 404 for every object of the lab (never 403: existence must not leak); lists do not
+  show the lab's objects;
+* members and staff may read (GET answers 2xx/3xx or 405 for a POST-only action, except the
+  role-restricted reads in ``GET_REFUSED``), and every GET that shows patient data records a read
+  event naming them;
+* writes (POST, PUT, PATCH, DELETE): ``WRITERS`` says which roles may; any other role gets 403
+  (a role refusal is never a 404: the object is visible to them) and nothing is written but
+  read and refusal events. A writer sending an empty body gets past the role check (never 401,
+  403 or 404). A URL with a write method that ``WRITERS`` does not list fails the test.
+* a GET writes nothing but read events, and a refused request writes nothing at all (a
+  refused sign-off writes its audit event).
 
-URL kwargs are filled with objects owned by the owner. A kwarg name this file does not know makes
-the test fail: teach ``OBJECT_KWARGS`` (or ``PK_SEGMENTS``) which object it names. A URL that must
+URL kwargs are filled with the lab's objects. A kwarg name this file does not know makes the
+test fail: teach ``OBJECT_KWARGS`` (or ``PK_SEGMENTS``) which object it names. A URL that must
 be public goes in ``PUBLIC`` with a test of its own.
 """
 
@@ -45,8 +53,45 @@ OBJECT_KWARGS = {
 # for a bare ``pk``: the path segment before it says which object it is
 PK_SEGMENTS = {
     "patients": "patient",
+    "specimens": "specimen",
     "images": "image",
     "predictions": "prediction",
+    "labs": "lab",
+}
+
+ROLES = ("technologist", "hematologist", "manager", "staff")
+CLINICAL = {"technologist", "hematologist"}
+# (endpoint, method) -> the roles that may; every other role gets 403.
+WRITERS = {
+    ("api:token-revoke", "post"): set(ROLES),
+    ("api:patient-list", "post"): CLINICAL,
+    ("api:patient-detail", "patch"): CLINICAL,
+    ("api:patient-specimens", "post"): CLINICAL,
+    ("api:specimen-detail", "patch"): CLINICAL,
+    ("api:specimen-images", "post"): CLINICAL,
+    ("api:specimen-sign-off", "post"): {"hematologist"},
+    ("api:specimen-amend", "post"): {"hematologist"},
+    ("api:image-verdicts", "post"): CLINICAL,
+    ("api:image-requeue", "post"): CLINICAL | {"staff"},
+    ("api:lab-members", "post"): {"manager", "staff"},
+    ("cases:patient-create", "post"): CLINICAL,
+    ("cases:patient-edit", "post"): CLINICAL,
+    ("cases:patient-detail", "post"): CLINICAL,
+    ("cases:specimen-detail", "post"): CLINICAL,
+    ("cases:specimen-sign", "post"): {"hematologist"},
+    ("cases:image-verdict", "post"): CLINICAL,
+    ("cases:image-requeue", "post"): CLINICAL | {"staff"},
+    ("cases:image-reclassify", "post"): CLINICAL | {"staff"},
+    ("cases:lab-members", "post"): {"manager", "staff"},
+}
+# (endpoint, role) pairs whose GET is refused with 403: the page is for other roles.
+GET_REFUSED = {
+    ("cases:lab-qa", "technologist"),
+    ("api:lab-qa", "technologist"),
+    ("cases:patient-edit", "manager"),
+    ("cases:patient-edit", "staff"),
+    ("cases:patient-create", "manager"),
+    ("cases:patient-create", "staff"),
 }
 
 
@@ -126,15 +171,22 @@ def _object_for(endpoint: Endpoint, kwarg: str) -> str:
 
 
 @pytest.fixture
-def owned(other_clinician):
-    """A patient with an image (stored file included) and a prediction, owned by dr_bob."""
+def owned(clinician, lab):
+    """Lab A's objects: a patient, a specimen, an image (stored file included) and a
+    prediction, registered by its hematologist dr_ada."""
     patient = services.patient_create(
-        owner=other_clinician, record_number="PERM-BOB-0001", display_label="Bob's patient Q"
+        lab=lab, created_by=clinician, record_number="PERM-A-0001", display_label="Lab A patient Q"
     )
-    image = make_image(patient, other_clinician, seed=42)
+    image = make_image(patient, clinician, seed=42)
     prediction = make_prediction(image)
     image.refresh_from_db()
-    return {"patient": patient, "image": image, "prediction": prediction}
+    return {
+        "lab": lab,
+        "patient": patient,
+        "specimen": image.specimen,
+        "image": image,
+        "prediction": prediction,
+    }
 
 
 @pytest.fixture
@@ -142,6 +194,16 @@ def staff(django_user_model):
     return django_user_model.objects.create_user(
         username="staff", password="pw-staff-123456", is_staff=True
     )
+
+
+@pytest.fixture
+def users(clinician, technologist, manager, staff):
+    return {
+        "technologist": technologist,
+        "hematologist": clinician,
+        "manager": manager,
+        "staff": staff,
+    }
 
 
 def url_of(endpoint: Endpoint, owned) -> str:
@@ -158,6 +220,10 @@ def call(client, method: str, url: str, endpoint: Endpoint):
 
 
 READ_EVENTS = {
+    AuditEvent.EventType.SPECIMEN_VIEWED,
+    AuditEvent.EventType.SPECIMEN_LIST_VIEWED,
+    AuditEvent.EventType.REVIEW_QUEUE_VIEWED,
+    AuditEvent.EventType.QA_VIEWED,
     AuditEvent.EventType.PATIENT_VIEWED,
     AuditEvent.EventType.PATIENT_LIST_VIEWED,
     AuditEvent.EventType.IMAGE_VIEWED,
@@ -166,7 +232,15 @@ READ_EVENTS = {
     AuditEvent.EventType.PREDICTION_VIEWED,
     AuditEvent.EventType.PREDICTION_LIST_VIEWED,
 }
-NOT_AUDITED_READS = {"cases:image-status", "cases:patient-create", "api:token-revoke"}
+NOT_AUDITED_READS = {
+    "cases:image-status",
+    "cases:patient-create",
+    "api:token-revoke",
+    "cases:lab-list",  # no patient data: lab names and roles
+    "cases:lab-members",
+    "api:lab-list",
+    "api:lab-members",
+}
 
 
 @pytest.fixture
@@ -200,6 +274,10 @@ def test_every_api_url_is_enumerated():
         "api:image-predictions",
         "api:prediction-list",
         "api:prediction-detail",
+        "api:specimen-sign-off",
+        "api:image-verdicts",
+        "api:review-queue",
+        "api:lab-qa",
     } <= found
     assert found >= PUBLIC, f"stale PUBLIC entries: {PUBLIC - found}"
     assert all(e.methods for e in ENDPOINTS), [str(e) for e in ENDPOINTS if not e.methods]
@@ -228,8 +306,8 @@ def test_anonymous_is_refused(client, endpoint, owned, audit_unchanged):
 
 
 @pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
-def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, only_reads_recorded):
-    client.force_login(clinician)  # dr_ada; everything in ``owned`` is dr_bob's
+def test_another_lab_finds_nothing(client, other_clinician, endpoint, owned, only_reads_recorded):
+    client.force_login(other_clinician)  # dr_bob, Lab B; everything in ``owned`` is Lab A's
     url = url_of(endpoint, owned)
     if endpoint.kwargs:
         before = AuditEvent.objects.count()
@@ -243,8 +321,8 @@ def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, onl
     response = client.get(url)
     assert response.status_code in (200, 302), (url, response.status_code)
     text = response.content.decode(errors="replace")
-    assert "PERM-BOB-0001" not in text
-    assert "Bob's patient Q" not in text and "Bob&#x27;s patient Q" not in text
+    assert "PERM-A-0001" not in text
+    assert "Lab A patient Q" not in text and "Lab A" not in text
     if response.get("Content-Type", "").startswith("application/json"):
         body = json.loads(text)
         if isinstance(body, dict) and "count" in body:
@@ -252,17 +330,19 @@ def test_another_clinician_finds_nothing(client, clinician, endpoint, owned, onl
 
 
 @pytest.mark.parametrize("endpoint", PROTECTED, ids=str)
-@pytest.mark.parametrize("who", ["owner", "staff"])
-def test_the_owner_and_staff_may_see_it(
-    client, other_clinician, staff, who, endpoint, owned, only_reads_recorded
-):
-    user = other_clinician if who == "owner" else staff
+@pytest.mark.parametrize("role", ROLES)
+def test_members_and_staff_may_read_it(client, users, role, endpoint, owned, only_reads_recorded):
+    user = users[role]
     client.force_login(user)
     url = url_of(endpoint, owned)
     before = AuditEvent.objects.filter(acting_user=user).count()
     response = client.get(url)
+    if (endpoint.name, role) in GET_REFUSED:
+        assert response.status_code == 403, (url, role, response.status_code)
+        return
     assert 200 <= response.status_code < 400 or response.status_code == 405, (
         url,
+        role,
         response.status_code,
     )
     if response.status_code == 405:
@@ -272,10 +352,43 @@ def test_the_owner_and_staff_may_see_it(
         assert after == before + 1, f"reading {url} was not audited"
 
 
+WRITES = [
+    (endpoint, method) for endpoint in PROTECTED for method in endpoint.methods if method != "get"
+]
+
+
+def test_every_write_says_who_may():
+    unknown = sorted(f"{e.name} {m}" for e, m in WRITES if (e.name, m) not in WRITERS)
+    assert not unknown, f"say in WRITERS which roles may do these: {unknown}"
+    stale = set(WRITERS) - {(e.name, m) for e, m in WRITES}
+    assert not stale, f"stale WRITERS entries: {stale}"
+
+
+@pytest.mark.parametrize(("endpoint", "method"), WRITES, ids=lambda x: str(x))
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_may_write_only_what_it_is_allowed(client, users, role, endpoint, method, owned):
+    client.force_login(users[role])
+    url = url_of(endpoint, owned)
+    last = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    response = call(client, method, url, endpoint)
+    if role in WRITERS.get((endpoint.name, method), set()):
+        assert response.status_code not in (401, 403, 404), (
+            method,
+            url,
+            role,
+            response.status_code,
+        )
+        return
+    assert response.status_code == 403, (method, url, role, response.status_code)
+    written = set(AuditEvent.objects.filter(id__gt=last).values_list("event_type", flat=True))
+    written -= {AuditEvent.EventType.LOGIN_SUCCEEDED}
+    assert written <= {AuditEvent.EventType.ACTION_REFUSED}, (url, role, written)
+
+
 def test_token_endpoint_is_the_only_public_one_and_needs_a_password(client, owned):
     url = reverse("api:token-obtain")
     assert client.get(url).status_code == 405
-    assert client.post(url, {"username": "dr_bob", "password": "wrong"}).status_code == 400
+    assert client.post(url, {"username": "dr_ada", "password": "wrong"}).status_code == 400
     assert client.post(url, {}).status_code == 400
 
 

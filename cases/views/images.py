@@ -15,7 +15,9 @@ from django.utils.functional import cached_property
 from django.views import View
 
 from .. import selectors, services
-from ..models import CONTENT_TYPES, FORMAT_EXTENSIONS, AuditEvent, SmearImage
+from ..flags import reason as flag_reason
+from ..models import CONTENT_TYPES, FORMAT_EXTENSIONS, AuditEvent, SmearImage, Verdict
+from ..roles import Capability, can
 from .presentation import PredictionView, vote_summary
 
 EventType = AuditEvent.EventType
@@ -43,6 +45,7 @@ class ImageDetailView(LoginRequiredMixin, ScopedImageMixin, View):
             "patient": image.patient,
             "display_url": image_display_url(image),
             **image_result_context(request, image),
+            **review_context(request, image),
         }
         prediction = context["prediction"]
         services.audit_read(
@@ -52,6 +55,20 @@ class ImageDetailView(LoginRequiredMixin, ScopedImageMixin, View):
             extra={"prediction": prediction.pk if prediction else None},
         )
         return render(request, "cases/image_detail.html", context)
+
+
+def review_context(request, image: SmearImage) -> dict:
+    """The verdict panel's context: flags, the current verdict and its history, the form."""
+    history = image.current_verdict and list(image.verdict_history)
+    locked = image.specimen.is_signed
+    return {
+        "flags": [(flag_reason(f.reason), f.detail) for f in image.current_flags],
+        "current_verdict": image.current_verdict,
+        "verdict_history": history or [],
+        "locked": locked,
+        "can_verify": not locked and can(request.user, image.patient.lab_id, Capability.VERIFY),
+        "na_reasons": Verdict.NotAssessableReason.choices,
+    }
 
 
 class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):

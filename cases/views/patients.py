@@ -1,23 +1,22 @@
-"""Patient pages: the list, registration, correction, and the patient page with its uploads."""
+"""Patient pages: the list, registration, correction, and the patient page with its specimens."""
 
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import SuspiciousOperation, ValidationError
-from django.core.paginator import Paginator
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.shortcuts import redirect, render
 from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import FormView, ListView
 
-from leukemia_portal.errors import request_refused_message
-
 from .. import selectors, services
-from ..forms import PatientForm, SmearUploadForm, duplicate_record_message
+from ..forms import PatientForm, SpecimenForm, duplicate_record_message
 from ..models import AuditEvent, Prediction, SmearImage
+from ..roles import Capability, RoleRequired, can, require
+from .common import refuse
 
 EventType = AuditEvent.EventType
 
@@ -48,10 +47,32 @@ class PatientListView(LoginRequiredMixin, ListView):
 class PatientCreateView(LoginRequiredMixin, FormView):
     template_name = "cases/patient_form.html"
     form_class = PatientForm
+    http_method_names = ["get", "post"]  # FormView's PUT would be a second POST
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not self.labs:
+            raise RoleRequired(Capability.REGISTER, None)
+        return super().dispatch(request, *args, **kwargs)
+
+    @cached_property
+    def labs(self):
+        return list(selectors.lab_list(user=self.request.user, capability=Capability.REGISTER))
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "labs": self.labs}
 
     def form_valid(self, form):
+        data = dict(form.cleaned_data)
+        lab = data.pop("lab")
         try:
-            patient = services.patient_create(owner=self.request.user, **form.cleaned_data)
+            patient = services.patient_create(
+                lab=lab,
+                created_by=self.request.user,
+                address=services.request_address(self.request),
+                **data,
+            )
+        except RoleRequired as exc:
+            return refuse(self.request, str(exc))
         except ValidationError as exc:
             form.add_service_error(exc)
             return self.form_invalid(form)
@@ -60,7 +81,8 @@ class PatientCreateView(LoginRequiredMixin, FormView):
             return self.form_invalid(form)
         messages.success(
             self.request,
-            f"Patient “{patient.display_label}” registered. Upload smear images below.",
+            f"Patient “{patient.display_label}” registered. Register a specimen to upload its "
+            "smear images.",
         )
         return redirect("cases:patient-detail", pk=patient.pk)
 
@@ -74,6 +96,7 @@ class ScopedPatientMixin:
 class PatientEditView(LoginRequiredMixin, ScopedPatientMixin, FormView):
     template_name = "cases/patient_form.html"
     form_class = PatientForm
+    http_method_names = ["get", "post"]
 
     def get(self, request, *args, **kwargs):
         services.audit_read(
@@ -83,6 +106,13 @@ class PatientEditView(LoginRequiredMixin, ScopedPatientMixin, FormView):
 
     def get_initial(self):
         return {name: getattr(self.patient, name) for name in services.PATIENT_FIELDS}
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not can(
+            request.user, self.patient.lab_id, Capability.REGISTER
+        ):
+            return refuse(request, "Only a technologist or hematologist of the lab may edit it.")
+        return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(patient=self.patient, **kwargs)
@@ -107,61 +137,49 @@ class PatientEditView(LoginRequiredMixin, ScopedPatientMixin, FormView):
 
 
 class PatientDetailView(LoginRequiredMixin, ScopedPatientMixin, View):
-    """The patient's details, the upload form and the image history. POST uploads images."""
+    """The patient's details and specimens. POST registers a specimen."""
 
     template_name = "cases/patient_detail.html"
-    images_per_page = 25
 
     def get(self, request, pk):
         services.audit_read(
             request=request, event_type=EventType.PATIENT_VIEWED, patient=self.patient
         )
-        return self.render_page(SmearUploadForm())
+        return self.render_page(SpecimenForm())
 
     def post(self, request, pk):
-        patient = self.patient
-        try:
-            form = SmearUploadForm(request.POST, request.FILES)
-        except SuspiciousOperation as exc:  # too many files, too large a request
-            messages.error(request, f"Nothing was stored. {request_refused_message(exc)[1]}")
-            return self.render_page(SmearUploadForm(), status=400)
-        report = None
+        require(request.user, self.patient.lab_id, Capability.REGISTER)
+        form = SpecimenForm(request.POST)
         if form.is_valid():
-            report = services.smear_images_upload(
-                patient=patient,
-                files=form.cleaned_data["images"],
-                uploaded_by=request.user,
-                address=services.request_address(request),
-            )
-            for message in report.rejected:
-                form.add_error("images", message)
-            if not report.rejected:
-                stored = report.stored
-                if len(stored) == 1:
-                    messages.success(
-                        request,
-                        f"“{stored[0].original_name}” was stored and queued for classification.",
-                    )
-                    return redirect("cases:image-detail", pk=stored[0].pk)
-                messages.success(
-                    request, f"{len(stored)} images were stored and queued for classification."
+            try:
+                specimen = services.specimen_create(
+                    patient=self.patient,
+                    created_by=request.user,
+                    address=services.request_address(request),
+                    **form.cleaned_data,
                 )
-                return redirect("cases:patient-detail", pk=patient.pk)
-        return self.render_page(form, report=report)
+            except RoleRequired as exc:
+                return refuse(request, str(exc))
+            except ValidationError as exc:
+                form.add_service_error(exc)
+            else:
+                messages.success(
+                    request,
+                    f"Specimen {specimen.accession_number} registered. Upload its smear images.",
+                )
+                return redirect("cases:specimen-detail", pk=specimen.pk)
+        return self.render_page(form)
 
-    def render_page(self, form, report=None, status=200):
-        images = selectors.image_list(user=self.request.user, patient=self.patient)
-        page = Paginator(images, self.images_per_page).get_page(self.request.GET.get("page"))
-        rows = [ImageRow.of(image) for image in page.object_list]
+    def render_page(self, form, status=200):
+        specimens = selectors.specimen_list(user=self.request.user, patient=self.patient)
         return render(
             self.request,
             self.template_name,
             {
                 "patient": self.patient,
                 "form": form,
-                "report": report,
-                "page_obj": page,
-                "rows": rows,
+                "specimens": specimens,
+                "can_register": can(self.request.user, self.patient.lab_id, Capability.REGISTER),
             },
             status=status,
         )

@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cases.context_processors.review",
             ],
         },
     },
@@ -266,8 +267,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Leukemia Portal API",
-    "DESCRIPTION": "Patients, smear image uploads and ensemble predictions. Research use only: "
-    "not a diagnostic device.",
+    "DESCRIPTION": "Labs, patients, specimens, smear image uploads, ensemble predictions, "
+    "the review queue, verdicts, sign-off and the lab's QA. Research use only: not a "
+    "diagnostic device.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -276,6 +278,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served by the split view: no inline script (CSP)
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ImageStatusEnum": "cases.models.SmearImage.Status",
+        "SpecimenStatusEnum": "cases.models.Specimen.Status",
+    },
 }
 
 # --- Security headers ---------------------------------------------------------------------------

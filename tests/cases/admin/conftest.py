@@ -1,7 +1,7 @@
 import pytest
 
 from cases import services
-from tests.factories import make_image
+from tests.factories import home_lab, make_image
 
 
 @pytest.fixture
@@ -13,7 +13,10 @@ def admin_client_logged_in(client, admin_user):
 @pytest.fixture
 def patient(clinician):
     return services.patient_create(
-        owner=clinician, record_number="MRN-ADM-1", display_label="Admin case 1"
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="MRN-ADM-1",
+        display_label="Admin case 1",
     )
 
 

@@ -4,17 +4,19 @@ from django.urls import reverse
 
 from cases import services
 from cases.models import AuditEvent, Patient
-from tests.factories import make_image
+from tests.factories import home_lab, make_image
 
 
-def test_the_patient_list_shows_owner_and_image_count(admin_client_logged_in, patient, clinician):
+def test_the_patient_list_shows_lab_creator_and_image_count(
+    admin_client_logged_in, patient, clinician
+):
     make_image(patient, clinician, seed=121)
     make_image(patient, clinician, seed=122)
 
     response = admin_client_logged_in.get(reverse("admin:cases_patient_changelist"))
 
     html = response.content.decode()
-    assert "MRN-ADM-1" in html and "dr_ada" in html
+    assert "MRN-ADM-1" in html and "dr_ada" in html and "Lab A" in html
     [row] = response.context["cl"].result_list
     assert row.image_count == 2
     assert f"?patient__id__exact={patient.pk}" in html
@@ -23,7 +25,12 @@ def test_the_patient_list_shows_owner_and_image_count(admin_client_logged_in, pa
 def test_patients_are_searched_by_record_number_and_label(
     admin_client_logged_in, patient, other_clinician
 ):
-    services.patient_create(owner=other_clinician, record_number="Z-9", display_label="Zulu")
+    services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="Z-9",
+        display_label="Zulu",
+    )
     url = reverse("admin:cases_patient_changelist")
 
     def found(term):
@@ -36,69 +43,20 @@ def test_patients_are_searched_by_record_number_and_label(
     assert found("zulu") == ["Z-9"]
 
 
-def test_registering_a_patient_goes_through_the_service(
-    admin_client_logged_in, admin_user, clinician
-):
-    response = admin_client_logged_in.post(
-        reverse("admin:cases_patient_add"),
-        {
-            "record_number": "  MRN-NEW ",
-            "display_label": "New one",
-            "sex": "M",
-            "birth_year": "1980",
-            "owner": clinician.pk,
-        },
-    )
-
-    assert response.status_code == 302
-    patient = Patient.objects.get(record_number="MRN-NEW")
-    assert (patient.owner, patient.sex, patient.birth_year) == (clinician, "M", 1980)
-    event = AuditEvent.objects.get(patient=patient)
-    assert (event.event_type, event.acting_user) == (  # who did it, not whose it is
-        AuditEvent.EventType.PATIENT_CREATED,
-        admin_user,
-    )
-    assert response["Location"] == reverse("admin:cases_patient_changelist")
-
-
-def test_correcting_a_patient_is_audited_and_keeps_the_owner(
-    admin_client_logged_in, admin_user, patient, other_clinician
-):
+def test_patients_are_read_only_in_the_admin(admin_client_logged_in, patient):
+    """Patients are registered and corrected by the lab's members in the portal, where the
+    roles apply; the admin shows them."""
+    assert admin_client_logged_in.get(reverse("admin:cases_patient_add")).status_code == 403
     url = reverse("admin:cases_patient_change", args=[patient.pk])
+    page = admin_client_logged_in.get(url)
+    assert page.status_code == 200 and "Save" not in page.content.decode()
     response = admin_client_logged_in.post(
-        url,
-        {
-            "record_number": "MRN-ADM-1",
-            "display_label": "Corrected label",
-            "sex": "",
-            "birth_year": "",
-            "owner": other_clinician.pk,  # read-only on change: ignored
-        },
+        url, {"record_number": "X", "display_label": "Changed", "sex": "", "birth_year": ""}
     )
-
-    assert response.status_code == 302
+    assert response.status_code == 403
     patient.refresh_from_db()
-    assert patient.display_label == "Corrected label"
-    assert patient.owner.username == "dr_ada"
-    event = AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_UPDATED)
-    assert event.acting_user == admin_user
-    assert event.extra_data == {
-        "old": {"display_label": "Admin case 1"},
-        "new": {"display_label": "Corrected label"},
-    }
-
-
-def test_a_duplicate_record_number_is_refused_on_the_form(
-    admin_client_logged_in, patient, clinician
-):
-    response = admin_client_logged_in.post(
-        reverse("admin:cases_patient_add"),
-        {"record_number": "MRN-ADM-1", "display_label": "Dup", "sex": "", "owner": clinician.pk},
-    )
-
-    assert response.status_code == 200
-    assert "already exists" in response.content.decode()
-    assert Patient.objects.count() == 1
+    assert patient.display_label == "Admin case 1"
+    assert not AuditEvent.objects.filter(event_type=AuditEvent.EventType.PATIENT_UPDATED).exists()
 
 
 def test_patients_cannot_be_deleted_from_the_admin(admin_client_logged_in, patient):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from cases import services
 from cases.models import AuditEvent, MemberVote, Prediction
-from tests.factories import make_image, make_model_version, make_prediction
+from tests.factories import home_lab, make_image, make_model_version, make_prediction
 
 CHANGELIST = reverse("admin:cases_prediction_changelist")
 # Two votes for Pre, one each for Pro, Early and Benign: a split; the mean for Pre is 0.46.
@@ -28,7 +28,10 @@ SPLIT_PRE = [
 def history(patient, clinician, other_clinician):
     v1, v2 = make_model_version(is_demo=False), make_model_version(is_demo=True)
     other = services.patient_create(
-        owner=other_clinician, record_number="MRN-ADM-2", display_label="Admin case 2"
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="MRN-ADM-2",
+        display_label="Admin case 2",
     )
     first = make_image(patient, clinician, seed=111)
     return {

@@ -3,7 +3,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from cases import services
-from tests.factories import make_image
+from tests.factories import home_lab, make_image
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,10 @@ def staff_api(django_user_model):
 @pytest.fixture
 def patient(clinician):
     return services.patient_create(
-        owner=clinician, record_number="MRN-0001", display_label="Patient A-1"
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="MRN-0001",
+        display_label="Patient A-1",
     )
 
 

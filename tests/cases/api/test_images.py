@@ -14,12 +14,19 @@ from django.utils import timezone
 from PIL import Image
 
 from cases.models import AuditEvent, SmearImage
-from tests.factories import make_image, make_model_version, make_prediction, stored_smear_files
+from tests.factories import (
+    default_specimen,
+    make_image,
+    make_model_version,
+    make_prediction,
+    stored_smear_files,
+)
 from tests.images import image_bytes, upload
 
 
 def images_url(patient):
-    return f"/api/v1/patients/{patient.pk}/images/"
+    """Images go into a specimen; the test patient's default specimen here."""
+    return f"/api/v1/specimens/{default_specimen(patient).pk}/images/"
 
 
 def _encoded(mode: str, fmt: str) -> bytes:

@@ -4,6 +4,7 @@ import pytest
 
 from cases import services
 from cases.models import AuditEvent, Patient
+from tests.factories import home_lab
 
 URL = "/api/v1/patients/"
 
@@ -27,10 +28,11 @@ def test_create_registers_the_patient_for_the_caller(clinician_api, clinician):
     assert response.status_code == 201
     body = response.json()
     patient = Patient.objects.get()
-    assert (patient.owner, patient.record_number, patient.sex) == (clinician, "MRN-7", "F")
+    assert (patient.created_by, patient.record_number, patient.sex) == (clinician, "MRN-7", "F")
+    assert patient.lab == home_lab(clinician)
     assert body["id"] == patient.pk
     assert body["record_number"] == "MRN-7"
-    assert body["owner"] == "dr_ada"
+    assert (body["created_by"], body["lab"]) == ("dr_ada", "Lab A")
     assert body["image_count"] == 0
     assert body["last_upload"] is None
     assert body["url"] == f"http://testserver/api/v1/patients/{patient.pk}/"
@@ -40,8 +42,13 @@ def test_create_registers_the_patient_for_the_caller(clinician_api, clinician):
     ).exists()
 
 
-def test_a_duplicate_record_number_is_refused_with_a_clear_message(clinician_api, other_clinician):
-    services.patient_create(owner=other_clinician, record_number="MRN-9", display_label="X")
+def test_a_duplicate_record_number_is_refused_with_a_clear_message(clinician_api, technologist):
+    services.patient_create(
+        lab=home_lab(technologist),
+        created_by=technologist,
+        record_number="MRN-9",
+        display_label="X",
+    )
 
     response = clinician_api.post(
         URL, {"record_number": "MRN-9", "display_label": "Y"}, format="json"
@@ -49,7 +56,7 @@ def test_a_duplicate_record_number_is_refused_with_a_clear_message(clinician_api
 
     assert response.status_code == 400
     assert response.json() == {
-        "record_number": ["Patient with this Institution record number already exists."]
+        "record_number": ["A patient with this record number exists in this lab."]
     }
     assert Patient.objects.count() == 1
 
@@ -73,9 +80,18 @@ def test_invalid_input_is_refused_field_by_field(clinician_api, payload, field):
 
 
 def test_the_list_holds_only_the_callers_patients(clinician_api, clinician, other_clinician):
-    services.patient_create(owner=clinician, record_number="A-1", display_label="Mine 1")
-    services.patient_create(owner=clinician, record_number="A-2", display_label="Mine 2")
-    services.patient_create(owner=other_clinician, record_number="B-1", display_label="Theirs")
+    services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="A-1", display_label="Mine 1"
+    )
+    services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="A-2", display_label="Mine 2"
+    )
+    services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="B-1",
+        display_label="Theirs",
+    )
 
     body = clinician_api.get(URL).json()
 
@@ -84,15 +100,29 @@ def test_the_list_holds_only_the_callers_patients(clinician_api, clinician, othe
 
 
 def test_staff_see_every_patient(staff_api, clinician, other_clinician):
-    services.patient_create(owner=clinician, record_number="A-1", display_label="Ada's")
-    services.patient_create(owner=other_clinician, record_number="B-1", display_label="Bob's")
+    services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="A-1", display_label="Ada's"
+    )
+    services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="B-1",
+        display_label="Bob's",
+    )
 
     assert staff_api.get(URL).json()["count"] == 2
 
 
 def test_search_matches_record_number_or_label_in_any_case(clinician_api, clinician):
-    services.patient_create(owner=clinician, record_number="MRN-100", display_label="Alpha")
-    services.patient_create(owner=clinician, record_number="MRN-200", display_label="Beta")
+    services.patient_create(
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="MRN-100",
+        display_label="Alpha",
+    )
+    services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="MRN-200", display_label="Beta"
+    )
 
     def found(term):
         return [
@@ -130,17 +160,35 @@ def test_show_and_change_a_patient(clinician_api, clinician, patient):
 
 
 def test_a_change_to_a_taken_record_number_is_refused(clinician_api, clinician, patient):
-    services.patient_create(owner=clinician, record_number="MRN-0002", display_label="Other")
+    services.patient_create(
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="MRN-0002",
+        display_label="Other",
+    )
 
     response = clinician_api.patch(detail(patient.pk), {"record_number": "MRN-0002"}, format="json")
 
     assert response.status_code == 400
-    assert "already exists" in response.json()["record_number"][0]
+    assert response.json()["record_number"] == [
+        "A patient with this record number exists in this lab."
+    ]
     patient.refresh_from_db()
     assert patient.record_number == "MRN-0001"
 
 
-def test_another_clinicians_patient_does_not_exist(other_api, patient):
+def test_a_manager_cannot_register_patients(clinician, manager):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(user=manager)
+    response = api.post(URL, {"record_number": "M-1", "display_label": "M"}, format="json")
+    assert response.status_code == 403
+    assert "may register patients" in response.json()["detail"]
+    assert not Patient.objects.exists()
+
+
+def test_another_labs_patient_does_not_exist(other_api, patient):
     assert other_api.get(detail(patient.pk)).status_code == 404
     assert (
         other_api.patch(

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cases import services
-from tests.factories import make_image, make_model_version, make_prediction
+from tests.factories import home_lab, make_image, make_model_version, make_prediction
 
 
 @pytest.fixture
@@ -15,7 +15,10 @@ def history(patient, clinician, other_clinician):
     first = make_image(patient, clinician, seed=1)
     second = make_image(patient, clinician, seed=2)
     theirs = services.patient_create(
-        owner=other_clinician, record_number="B-1", display_label="Bob's"
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="B-1",
+        display_label="Bob's",
     )
     return {
         "v1": v1,

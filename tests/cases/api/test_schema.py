@@ -19,13 +19,13 @@ def test_the_schema_describes_the_multipart_upload():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     validate_schema(schema)
 
-    upload = schema["paths"]["/api/v1/patients/{id}/images/"]["post"]
+    upload = schema["paths"]["/api/v1/specimens/{id}/images/"]["post"]
     assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
     ref = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
     body = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
     assert body["properties"]["files"]["items"] == {"type": "string", "format": "binary"}
     assert body["properties"]["file"]["format"] == "binary"
-    assert set(upload["responses"]) == {"202", "400", "404"}
+    assert set(upload["responses"]) == {"202", "400", "403", "404"}
 
     prediction = schema["components"]["schemas"]["Prediction"]
     for field in ("research_use_only", "votes", "member_count", "agreement", "probabilities"):
@@ -40,7 +40,7 @@ def test_the_schema_endpoint_serves_users(client, clinician):
 
     assert response.status_code == 200
     text = response.content.decode()
-    assert "/api/v1/patients/{id}/images/" in text
+    assert "/api/v1/specimens/{id}/images/" in text
     assert "multipart/form-data" in text
 
 

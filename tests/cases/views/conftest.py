@@ -5,12 +5,17 @@ import pytest
 
 from cases import services
 from tests import factories
+from tests.factories import home_lab
 
 
 @pytest.fixture
 def patient(clinician):
     return services.patient_create(
-        owner=clinician, record_number="MRN-100", display_label="Patient A-17", birth_year=2014
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="MRN-100",
+        display_label="Patient A-17",
+        birth_year=2014,
     )
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 from cases import services
 from cases.models import AuditEvent
 from inference.preprocessing import decode_image
+from tests.factories import default_specimen
 from tests.images import image_bytes, upload
 
 NO_STORE = {"no-store", "no-cache", "max-age=0", "must-revalidate", "private"}
@@ -40,7 +41,7 @@ def test_a_file_uploaded_with_a_misleading_name_is_served_under_a_safe_one(
 ):
     """``double.jpg.exe`` used to be served under that name."""
     jpeg = services.smear_image_upload(
-        patient=patient,
+        specimen=default_specimen(patient),
         file=upload("double.jpg.exe", image_bytes("JPEG", seed=5)),
         uploaded_by=clinician,
     )
@@ -60,7 +61,7 @@ def test_unchanged_file_answers_not_modified(clinician_client, image):
 
 def test_thumbnail_is_a_small_jpeg_made_once_at_upload(clinician_client, clinician, patient):
     big = services.smear_image_upload(
-        patient=patient,
+        specimen=default_specimen(patient),
         file=upload("big.png", image_bytes(size=800, seed=6)),
         uploaded_by=clinician,
     )
@@ -85,7 +86,9 @@ def test_an_image_without_a_stored_thumbnail_gets_one_on_first_request(clinician
 
 def test_a_tiff_is_stored_and_shown_as_png(clinician_client, clinician, patient):
     tiff = services.smear_image_upload(
-        patient=patient, file=upload("x.tif", image_bytes("TIFF", seed=7)), uploaded_by=clinician
+        specimen=default_specimen(patient),
+        file=upload("x.tif", image_bytes("TIFF", seed=7)),
+        uploaded_by=clinician,
     )
     page = clinician_client.get(reverse("cases:image-detail", args=[tiff.pk])).text
     assert reverse("cases:image-file", args=[tiff.pk]) in page

@@ -1,9 +1,10 @@
-"""Every page: login required, scoped to the clinician, research-use notice, navigation."""
+"""Every page: login required, scoped to the lab, research-use notice, navigation."""
 
 import pytest
 from django.urls import reverse
 
 from cases import services
+from tests.factories import home_lab
 
 NOTICE = "Research use only: not a diagnostic device."
 NOTICE_REST = "Results must not be used for clinical decisions."
@@ -16,6 +17,9 @@ def _page_urls(patient, image):
         reverse("cases:patient-detail", args=[patient.pk]),
         reverse("cases:patient-edit", args=[patient.pk]),
         reverse("cases:image-detail", args=[image.pk]),
+        reverse("cases:specimen-detail", args=[image.specimen_id]),
+        reverse("cases:review-queue"),
+        reverse("cases:lab-list"),
     ]
 
 
@@ -39,26 +43,34 @@ def test_every_view_redirects_anonymous_users_to_login(client, patient, image):
             assert response["Location"].startswith(f"{login}?next="), url
 
 
-def test_another_clinicians_patient_and_images_do_not_exist(
-    client, other_clinician, patient, image
-):
+def test_another_labs_patient_and_images_do_not_exist(client, other_clinician, patient, image):
     client.force_login(other_clinician)
+    lists = {reverse("cases:review-queue"), reverse("cases:lab-list")}
     for url in _all_urls(patient, image)[2:]:
-        assert client.get(url).status_code == 404, url
+        if url not in lists:
+            assert client.get(url).status_code == 404, url
+    for url in lists:  # their own lists, without this lab's objects
+        page = client.get(url).text
+        assert "S-" not in page and "Lab A" not in page, url
     for name, pk in [
         ("patient-detail", patient.pk),
         ("patient-edit", patient.pk),
         ("image-requeue", image.pk),
         ("image-reclassify", image.pk),
+        ("image-verdict", image.pk),
+        ("specimen-detail", image.specimen_id),
+        ("specimen-sign", image.specimen_id),
     ]:
         assert client.post(reverse(f"cases:{name}", args=[pk])).status_code == 404, name
     assert patient.display_label not in client.get(reverse("cases:patient-list")).text
 
 
 def test_staff_see_every_patient(client, admin_user, patient, image):
+    """Administrators see every lab's data; editing it is for the lab's clinical members."""
     client.force_login(admin_user)
+    clinical = {reverse("cases:patient-edit", args=[patient.pk]), reverse("cases:patient-create")}
     for url in _page_urls(patient, image):
-        assert client.get(url).status_code == 200, url
+        assert client.get(url).status_code == (403 if url in clinical else 200), url
     page = client.get(reverse("cases:patient-list")).text
     assert "Patient A-17" in page
     assert 'href="/admin/"' in page  # the Admin link is for staff only
@@ -114,7 +126,12 @@ def test_patient_list_shows_counts_and_last_upload(clinician_client, patient, im
 
 
 def test_patient_list_search_by_record_number_or_label(clinician_client, clinician, patient):
-    services.patient_create(owner=clinician, record_number="XYZ-9", display_label="Other child")
+    services.patient_create(
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="XYZ-9",
+        display_label="Other child",
+    )
     url = reverse("cases:patient-list")
     by_number = clinician_client.get(url, {"q": "xyz"}).text
     assert "Other child" in by_number and "Patient A-17" not in by_number
@@ -127,7 +144,10 @@ def test_patient_list_search_by_record_number_or_label(clinician_client, clinici
 def test_patient_list_paginates_and_keeps_the_search(clinician_client, clinician):
     for i in range(25):
         services.patient_create(
-            owner=clinician, record_number=f"P-{i:02d}", display_label=f"Kid {i}"
+            lab=home_lab(clinician),
+            created_by=clinician,
+            record_number=f"P-{i:02d}",
+            display_label=f"Kid {i}",
         )
     url = reverse("cases:patient-list")
     first = clinician_client.get(url, {"q": "Kid"})

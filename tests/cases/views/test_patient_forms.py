@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from cases import services
 from cases.models import AuditEvent, Patient
+from tests.factories import home_lab
 
 
 def test_create_patient_and_land_on_its_page(clinician_client, clinician):
@@ -19,24 +20,46 @@ def test_create_patient_and_land_on_its_page(clinician_client, clinician):
     patient = Patient.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("cases:patient-detail", args=[patient.pk])
-    assert (patient.record_number, patient.owner, patient.birth_year) == ("MRN-7", clinician, 2012)
+    assert (patient.record_number, patient.lab, patient.created_by, patient.birth_year) == (
+        "MRN-7",
+        home_lab(clinician),
+        clinician,
+        2012,
+    )
     assert AuditEvent.objects.filter(event_type=AuditEvent.EventType.PATIENT_CREATED).count() == 1
     page = clinician_client.get(response["Location"]).text
     assert "Patient “Patient B” registered." in page
 
 
-def test_duplicate_record_number_gets_a_clear_message(clinician_client, other_clinician):
-    services.patient_create(owner=other_clinician, record_number="MRN-1", display_label="Theirs")
+def test_another_labs_record_number_is_free_here(clinician_client, other_clinician):
+    services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="MRN-1",
+        display_label="Theirs",
+    )
+    response = clinician_client.post(
+        reverse("cases:patient-create"), {"record_number": "MRN-1", "display_label": "Mine"}
+    )
+    assert response.status_code == 302
+
+
+def test_duplicate_record_number_gets_a_clear_message(clinician_client, technologist):
+    services.patient_create(
+        lab=home_lab(technologist),
+        created_by=technologist,
+        record_number="MRN-1",
+        display_label="Theirs",
+    )
     response = clinician_client.post(
         reverse("cases:patient-create"), {"record_number": "MRN-1", "display_label": "Mine"}
     )
     assert response.status_code == 200
     assert response.context["form"].errors["record_number"] == [
-        "Record number “MRN-1” is already registered in this portal (possibly by another "
-        "clinician). Record numbers are unique in the institution: check the number, or open "
+        "Record number “MRN-1” is already registered in this lab: check the number, or open "
         "the existing patient."
     ]
-    assert "already registered in this portal" in response.text
+    assert "already registered in this lab" in response.text
     assert Patient.objects.count() == 1
 
 
@@ -86,13 +109,18 @@ def test_edit_patient(clinician_client, clinician, patient):
 def test_edit_to_a_taken_record_number_keeps_the_stored_values(
     clinician_client, clinician, patient
 ):
-    services.patient_create(owner=clinician, record_number="MRN-200", display_label="Second")
+    services.patient_create(
+        lab=home_lab(clinician),
+        created_by=clinician,
+        record_number="MRN-200",
+        display_label="Second",
+    )
     response = clinician_client.post(
         reverse("cases:patient-edit", args=[patient.pk]),
         {"record_number": "MRN-200", "display_label": "Changed", "sex": "", "birth_year": ""},
     )
     assert response.status_code == 200
-    assert "already registered in this portal" in response.text
+    assert "already registered in this lab" in response.text
     assert response.context["patient"].display_label == "Patient A-17"
     patient.refresh_from_db()
     assert (patient.record_number, patient.display_label) == ("MRN-100", "Patient A-17")

@@ -1,16 +1,17 @@
-"""The upload form on the patient page: several files at once, each checked by the service,
+"""The upload form on the specimen page: several files at once, each checked by the service,
 every rejection shown on the form, nothing half-stored."""
 
 import pytest
 from django.urls import reverse
 
 from cases.models import AuditEvent, SmearImage
-from tests.factories import stored_smear_files
+from tests.factories import default_specimen, stored_smear_files
 from tests.images import image_bytes, upload
 
 
 def _post(client, patient, *files):
-    return client.post(reverse("cases:patient-detail", args=[patient.pk]), {"images": list(files)})
+    url = reverse("cases:specimen-detail", args=[default_specimen(patient).pk])
+    return client.post(url, {"images": list(files)})
 
 
 def _errors(response):
@@ -67,20 +68,24 @@ def test_several_files_are_stored_at_once(clinician_client, patient):
         upload("c.png", seed=13),
     )
     assert response.status_code == 302
-    assert response["Location"] == reverse("cases:patient-detail", args=[patient.pk])
+    assert response["Location"] == reverse(
+        "cases:specimen-detail", args=[default_specimen(patient).pk]
+    )
     images = SmearImage.objects.filter(patient=patient)
     assert sorted(images.values_list("original_name", flat=True)) == ["a.png", "b.jpg", "c.png"]
     assert set(images.values_list("status", flat=True)) == {"queued"}
     page = clinician_client.get(response["Location"]).content.decode()
-    assert "3 images were stored and queued for classification." in page
+    assert "3 images stored and queued for classification." in page
     for name in ("a.png", "b.jpg", "c.png"):
         assert name in page
 
 
-def test_one_file_leads_to_its_image_page(clinician_client, patient):
+def test_one_file_leads_back_to_the_specimen_with_its_row(clinician_client, patient):
     response = _post(clinician_client, patient, upload("single.png", seed=21))
     image = SmearImage.objects.get()
-    assert response["Location"] == reverse("cases:image-detail", args=[image.pk])
+    page = clinician_client.get(response["Location"]).text
+    assert "1 image stored and queued for classification." in page
+    assert reverse("cases:image-detail", args=[image.pk]) in page
 
 
 def test_valid_files_are_stored_and_each_rejected_one_is_listed(clinician_client, patient):
@@ -110,12 +115,13 @@ def test_the_same_image_twice_is_reported(clinician_client, patient, image):
 
 
 def test_no_file_chosen(clinician_client, patient):
-    response = clinician_client.post(reverse("cases:patient-detail", args=[patient.pk]), {})
+    response = _post(clinician_client, patient)
     assert _errors(response) == ["Choose at least one image file."]
 
 
 def test_the_upload_form_accepts_several_images(clinician_client, patient):
-    page = clinician_client.get(reverse("cases:patient-detail", args=[patient.pk])).text
+    url = reverse("cases:specimen-detail", args=[default_specimen(patient).pk])
+    page = clinician_client.get(url).text
     assert 'enctype="multipart/form-data"' in page
     assert 'type="file" name="images"' in page
     assert 'accept="image/*"' in page
