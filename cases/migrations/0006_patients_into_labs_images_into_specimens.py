@@ -20,7 +20,8 @@ def forwards(apps, schema_editor):
         Membership.objects.create(lab=lab, user=user, role="hematologist")
         Patient.objects.filter(created_by=user, lab__isnull=True).update(lab=lab)
 
-    for patient in Patient.objects.filter(images__specimen__isnull=True).distinct():
+    with_loose_images = Patient.objects.filter(images__isnull=False, images__specimen__isnull=True)
+    for patient in with_loose_images.distinct():
         specimen = Specimen.objects.create(
             lab_id=patient.lab_id,
             patient=patient,
