@@ -18,7 +18,7 @@ from django.utils.translation import ngettext
 
 from inference import admin_display
 
-from . import admin_audit, services  # noqa: F401 - admin_audit registers the audit log
+from . import admin_audit, admin_review, services  # noqa: F401 - they register their admins
 from .admin_mixins import AuditedReadsMixin, ReadOnlyAdminMixin
 from .models import AuditEvent, MemberVote, Patient, Prediction, SmearImage
 
