@@ -166,7 +166,10 @@ class SignOffForm(forms.Form):
         from .models import SignOff
 
         super().__init__(*args, **kwargs)
-        self.fields["interpretation"].choices = SignOff.Interpretation.choices
+        self.fields["interpretation"].choices = [
+            ("", "— choose —"),
+            *SignOff.Interpretation.choices,
+        ]
         if amending:
             self.fields["reason"].required = True
         else:

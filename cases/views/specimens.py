@@ -89,9 +89,16 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             "outstanding": specimen_outstanding_images(specimen=specimen),
             "can_register": not signed and can(user, specimen.lab_id, Capability.REGISTER),
             "can_sign": can(user, specimen.lab_id, Capability.SIGN),
-            "sign_form": sign_form or SignOffForm(amending=signed),
+            "sign_form": sign_form or _sign_form(specimen),
         }
         return render(self.request, self.template_name, context, status=status)
+
+
+def _sign_form(specimen) -> SignOffForm:
+    """An amendment starts from the current interpretation; a first sign-off from nothing."""
+    current = specimen.sign_offs.order_by("-version").first()
+    initial = {"interpretation": current.interpretation} if current else {}
+    return SignOffForm(amending=specimen.is_signed, initial=initial)
 
 
 class SpecimenImageRow(ImageRow):

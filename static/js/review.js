@@ -128,7 +128,11 @@
     var awaiting = document.querySelector("[data-review-awaiting]");
     if (awaiting) awaiting.textContent = Math.max(0, parseInt(awaiting.textContent, 10) - 1);
     var f = document.querySelector("[data-review-flagged]");
-    if (f && flagged) f.textContent = Math.max(0, parseInt(f.textContent, 10) - 1) + " flagged";
+    if (f && flagged) {
+      var left = Math.max(0, parseInt(f.textContent, 10) - 1);
+      f.textContent = left + " flagged";
+      f.hidden = left === 0;
+    }
   }
 
   function send(body, description) {

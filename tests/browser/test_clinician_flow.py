@@ -1,5 +1,7 @@
-"""A clinician's whole path in a real browser: log in, register a patient, upload a smear image,
-and watch the result appear on the image page without reloading it.
+"""A case's whole path in a real browser: a technologist registers a patient and a specimen and
+uploads its smear images, which the worker classifies while the page updates by itself; a
+hematologist works the review queue from the keyboard only, signs the specimen out, finds it
+locked, amends it with a reason and sees both versions; the QA page shows the agreement.
 
 Real parts only: headless Chromium (Debian's chromium + chromedriver, never downloaded), the
 live server, a Celery worker process on the test database and the registered demo ensemble.
@@ -57,11 +59,6 @@ def browser(tmp_path):
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
-def _smear_jpeg(path: Path) -> Path:
-    Image.fromarray(smear_like_array(seed=7, size=320)).save(path, "JPEG", quality=92)
-    return path
-
-
 def _save_full_page(driver, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -72,90 +69,171 @@ def _save_full_page(driver, name: str) -> Path:
     return target
 
 
-def test_clinician_uploads_a_smear_and_sees_the_result_appear(
-    live_server, celery_worker, demo_version, clinician, browser, tmp_path
+def _log_in(browser, live_server, username, password):
+    wait = WebDriverWait(browser, 20)
+    browser.get(live_server.url + reverse("login"))
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Patients"))
+
+
+def _log_out(browser):
+    browser.find_element(By.CSS_SELECTOR, ".logout-form button").click()
+    WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.NAME, "username")))
+
+
+def _submit(browser, selector="main form button[type=submit]"):
+    browser.find_element(By.CSS_SELECTOR, selector).click()
+
+
+def _keys(browser, *keys):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    chain = ActionChains(browser)
+    for key in keys:
+        chain.send_keys(key)
+    chain.perform()
+
+
+def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
+    live_server, celery_worker, demo_version, technologist, hematologist, browser, tmp_path
 ):
+    from selenium.webdriver.common.keys import Keys
+
     wait = WebDriverWait(browser, 20)
     banner = "Research use only: not a diagnostic device."
 
-    # Log in through the login page.
-    browser.get(live_server.url + reverse("login"))
+    # --- The technologist: patient, specimen, three images -------------------------------
+    _log_in(browser, live_server, "tech_tom", "pw-tom-123456")
     assert banner in browser.find_element(By.CSS_SELECTOR, ".research-banner").text
-    browser.find_element(By.NAME, "username").send_keys("dr_ada")
-    browser.find_element(By.NAME, "password").send_keys("pw-ada-123456")
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Patients"))
-    assert "No patients yet" in browser.page_source
-
-    # Register a patient.
     browser.find_element(By.LINK_TEXT, "New patient").click()
     wait.until(ec.presence_of_element_located((By.NAME, "record_number")))
     browser.find_element(By.NAME, "record_number").send_keys("MRN-BROWSER-1")
     browser.find_element(By.NAME, "display_label").send_keys("Patient Z-1")
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _submit(browser)
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Patient Z-1"))
-    assert "Patient “Patient Z-1” registered." in browser.page_source
-
-    # Upload a smear-like JPEG: one file leads to its image page.
-    image_path = _smear_jpeg(tmp_path / "smear field 1.jpg")
-    browser.find_element(By.NAME, "images").send_keys(str(image_path))
-    browser.find_element(By.CSS_SELECTOR, ".upload-form button[type=submit]").click()
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "smear field 1.jpg"))
-    assert "/images/" in browser.current_url
-    assert banner in browser.find_element(By.CSS_SELECTOR, ".research-banner").text
-    # The image itself comes through the authorised view and is decoded by the browser.
-    assert (
-        browser.execute_script(
-            "const img = document.querySelector('.image-frame img');"
-            "return img.complete && img.naturalWidth;"
-        )
-        == 320
-    )
-
-    _save_full_page(browser, "browser-image-waiting.png")
-
-    # Mark this document: a reload would lose the mark.
+    browser.find_element(By.NAME, "accession_number").send_keys("ACC-2026-001")
+    browser.find_element(By.NAME, "clinical_question").send_keys("Blasts on the count")
+    _submit(browser)
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ACC-2026-001"))
+    specimen_url = browser.current_url
+    paths = []
+    for seed in (7, 8, 9):
+        path = tmp_path / f"smear field {seed}.jpg"
+        Image.fromarray(smear_like_array(seed=seed, size=320)).save(path, "JPEG", quality=92)
+        paths.append(str(path))
+    browser.find_element(By.NAME, "images").send_keys("\n".join(paths))
+    _submit(browser, ".upload-form button[type=submit]")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "3 images stored"))
     browser.execute_script("window.__lpSameDocument = true;")
 
-    # The result appears without a reload, swapped in by static/js/status.js.
+    # The labels appear in the table without a reload (static/js/status.js).
     WebDriverWait(browser, CLASSIFY_TIMEOUT_S, poll_frequency=1).until(
         lambda d: (
-            d.find_elements(By.CSS_SELECTOR, "[data-result] .result-card")
-            or d.find_elements(By.CSS_SELECTOR, "[data-result] .state-failed")
+            len(d.find_elements(By.CSS_SELECTOR, ".image-table .badge-done")) == 3
+            or d.find_elements(By.CSS_SELECTOR, ".image-table .badge-failed")
         ),
-        message="no result appeared on the image page",
+        message="the three images were not classified",
     )
+    assert not browser.find_elements(By.CSS_SELECTOR, ".image-table .badge-failed")
     assert browser.execute_script("return window.__lpSameDocument === true;"), "page reloaded"
-    failed = browser.find_elements(By.CSS_SELECTOR, "[data-result] .state-failed")
-    assert not failed, failed[0].text if failed else ""
+    _save_full_page(browser, "browser-specimen-classified.png")
 
+    # One image page: the full result, DEMO warning, votes and bars.
+    browser.find_element(By.CSS_SELECTOR, ".image-table a.row-link").click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Image #"))
     result = browser.find_element(By.CSS_SELECTOR, "[data-result] .result-card")
-    label = result.find_element(By.CSS_SELECTOR, ".result-label .label-chip").text
-    assert label in demo_version.class_names
     assert "DEMO model — predictions are not meaningful." in result.text
     rows = result.find_elements(By.CSS_SELECTOR, ".votes-table tbody tr")
     assert sorted(r.find_element(By.TAG_NAME, "th").text for r in rows) == sorted(
         demo_version.member_names
     )
-    assert len(result.find_elements(By.CSS_SELECTOR, ".bars .bar-row")) == len(
-        demo_version.class_names
-    )
-    assert "models agree" in result.text
-    badge = browser.find_element(By.CSS_SELECTOR, "#image-status-badge .badge")
-    assert badge.text == "Done"
+    assert len(result.find_elements(By.CSS_SELECTOR, ".bars .bar-row")) == 4
+    assert "smear field" not in browser.title  # the file name is never the page title
+    # A technologist cannot sign: the specimen page offers no sign-off form.
+    browser.get(specimen_url)
+    assert not browser.find_elements(By.ID, "sign-form")
+    _log_out(browser)
 
-    _save_full_page(browser, "browser-image-page.png")
-
-    # Back on the patient page, the history lists the image with its label.
-    browser.find_element(By.LINK_TEXT, "Patient Z-1").click()
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Patient Z-1"))
-    history = browser.find_element(By.CSS_SELECTOR, ".image-table").text
-    assert "smear field 1.jpg" in history and label in history
-    WebDriverWait(browser, 20).until(
-        lambda d: d.execute_script(
-            "const img = document.querySelector('.image-table img.thumb');"
-            "return img && img.complete && img.naturalWidth > 0;"
-        ),
-        message="the thumbnail did not load",
+    # --- The hematologist: the queue from the keyboard only ------------------------------
+    _log_in(browser, live_server, "dr_ada", "pw-ada-123456")
+    awaiting = browser.find_element(By.CSS_SELECTOR, "[data-review-awaiting]")
+    assert awaiting.text == "3"
+    browser.find_element(By.ID, "nav-review").click()
+    reviewer = wait.until(ec.visibility_of_element_located((By.ID, "reviewer")))
+    browser.execute_script("window.__lpSameDocument = true;")
+    flagged = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#queue-list tbody tr'))"
+        ".map(r => r.querySelectorAll('.flag-badge').length > 0);"
     )
-    _save_full_page(browser, "browser-patient-page.png")
+    assert flagged == sorted(flagged, reverse=True), "flagged images must come first"
+
+    def model_label():
+        return reviewer.find_element(By.CSS_SELECTOR, "[data-model-label]").text
+
+    def recorded(n):
+        wait.until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "[data-review-awaiting]").text == str(3 - n)
+        )
+
+    _keys(browser, Keys.ENTER)  # 1: confirm the model's label
+    recorded(1)
+    label = model_label()
+    other = next(i for i, c in enumerate(["Benign", "Early", "Pre", "Pro"], 1) if c != label)
+    _keys(browser, str(other))  # 2: another class asks for a reason
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-reason]")))
+    _keys(browser, "nuclear chromatin", Keys.ENTER)
+    recorded(2)
+    _keys(browser, "n", "1")  # 3: not assessable, poor quality
+    recorded(3)
+    wait.until(
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, "[data-state]"), "Every image in this queue has a verdict"
+        )
+    )
+    _keys(browser, Keys.ARROW_LEFT)  # the arrows move through what was reviewed
+    assert "Recorded:" in reviewer.find_element(By.CSS_SELECTOR, "[data-state]").text
+    assert browser.execute_script("return window.__lpSameDocument === true;"), "page reloaded"
+    _save_full_page(browser, "browser-review-queue.png")
+
+    # --- Sign out, find it locked, amend, see both versions -------------------------------
+    browser.get(specimen_url)
+    assert "Reviewers agreed with the model on" in browser.page_source
+    browser.find_element(
+        By.CSS_SELECTOR, "#sign-form select[name=interpretation] option[value=Pro]"
+    ).click()
+    browser.find_element(By.CSS_SELECTOR, "#sign-form textarea[name=comment]").send_keys("Pro-B")
+    _submit(browser, "#sign-form button[type=submit]")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "signed out"))
+    assert "Signed out: this specimen is read-only." in browser.page_source
+    assert not browser.find_elements(By.CSS_SELECTOR, ".upload-form")
+    image_id = int(
+        browser.find_element(By.CSS_SELECTOR, ".image-table a.row-link").text.split("#")[1]
+    )
+    status = browser.execute_script(
+        "const token = document.querySelector('input[name=csrfmiddlewaretoken]').value;"
+        f"return fetch('/api/v1/images/{image_id}/verdicts/', {{method: 'POST', "
+        "credentials: 'same-origin', headers: {'Content-Type': 'application/json', "
+        "'X-CSRFToken': token}, body: JSON.stringify({kind: 'confirm'})}).then(r => r.status);"
+    )
+    assert status == 400, "a signed specimen must refuse new verdicts"
+    browser.find_element(
+        By.CSS_SELECTOR, "#sign-form select[name=interpretation] option[value=Pre]"
+    ).click()
+    browser.find_element(By.CSS_SELECTOR, "#sign-form textarea[name=reason]").send_keys(
+        "Flow cytometry: pre-B"
+    )
+    _submit(browser, "#sign-form button[type=submit]")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "amended"))
+    versions = [h.text for h in browser.find_elements(By.CSS_SELECTOR, ".sign-off h3")]
+    assert versions == ["Version 2 (amendment) · current", "Version 1 · superseded"]
+    assert "Flow cytometry: pre-B" in browser.page_source
+    _save_full_page(browser, "browser-specimen-signed.png")
+
+    # --- The lab's QA page ----------------------------------------------------------------
+    browser.find_element(By.LINK_TEXT, "Labs").click()
+    browser.find_element(By.LINK_TEXT, "Model QA").click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Model QA"))
+    assert "1 of 2 reviewed images" in browser.page_source
+    _save_full_page(browser, "browser-lab-qa.png")
