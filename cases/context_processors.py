@@ -1,4 +1,5 @@
-"""Template context every page gets: the review counts shown in the navigation bar."""
+"""Template context every page gets: what the navigation bar shows (review counts, and whether
+the user may register patients anywhere)."""
 
 from django.utils.functional import SimpleLazyObject
 
@@ -14,4 +15,12 @@ def review(request):
 
         return review_counts(user=user)
 
-    return {"review_counts": SimpleLazyObject(counts)}
+    def registers():
+        from .roles import Capability, lab_ids
+
+        return bool(lab_ids(user, Capability.REGISTER))
+
+    return {
+        "review_counts": SimpleLazyObject(counts),
+        "nav_can_register": SimpleLazyObject(registers),
+    }

@@ -203,12 +203,17 @@ def image_result_context(request, image: SmearImage) -> dict:
     prediction = history[0] if history else None
     active = _active_version()
     waiting_for_model = image.status == SmearImage.Status.QUEUED and active is None
+    # A signed specimen keeps its images as signed; only some roles may send images again.
+    may_requeue = not image.specimen.is_signed and can(
+        request.user, image.patient.lab_id, Capability.REQUEUE
+    )
     can_reclassify = (
-        active is not None
+        may_requeue
+        and active is not None
         and image.status == SmearImage.Status.DONE
         and not any(p.model_version_id == active.pk for p in history)
     )
-    can_retry = not waiting_for_model and services.retry_refusal(image) is None
+    can_retry = may_requeue and not waiting_for_model and services.retry_refusal(image) is None
     state = "|".join(
         [
             image.status,

@@ -43,7 +43,9 @@ def _image(image_id) -> SmearImage:
 
 def _upload(clinician, seed, record="F-1"):
     patient, _ = Patient.objects.get_or_create(
-        record_number=record, defaults={"display_label": record, "owner": clinician}
+        lab=home_lab(clinician),
+        record_number=record,
+        defaults={"display_label": record, "created_by": clinician},
     )
     return services.smear_image_upload(
         specimen=default_specimen(patient),
@@ -168,7 +170,7 @@ def test_uploads_during_a_broker_outage_are_all_classified_once_it_is_back(
     patient = services.patient_create(
         lab=home_lab(clinician), created_by=clinician, record_number="OUT-1", display_label="O"
     )
-    url = f"{portal.url}/api/v1/patients/{patient.pk}/images/"
+    url = f"{portal.url}/api/v1/specimens/{default_specimen(patient).pk}/images/"
 
     def send(seed):
         content = image_bytes(seed=seed)
