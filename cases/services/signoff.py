@@ -102,6 +102,14 @@ def _refusal(specimen, user, interpretation, *, amending, reason) -> SignOffRefu
     outstanding = specimen_outstanding_images(specimen=specimen)
     if not specimen.images.exists():
         return SignOffRefused("The specimen has no images to sign out.")
+    busy = specimen.images.filter(
+        status__in=(SmearImage.Status.QUEUED, SmearImage.Status.PROCESSING)
+    ).count()
+    if busy:
+        return SignOffRefused(
+            f"{busy} image(s) are still being classified; sign out once they are finished "
+            "(or failed), so the signed case does not change under the signature."
+        )
     if outstanding:
         return SignOffRefused(
             f"{len(outstanding)} image(s) still need a verdict or an exclusion: "

@@ -38,6 +38,18 @@ def classified(patient, user, labels, *, seed, version=None):
     return image
 
 
+def fail(image):
+    from cases.services.lifecycle import Kind, image_transition
+
+    image_transition(
+        image=image,
+        to=image.Status.FAILED,
+        event_type=EventType.IMAGE_FAILED,
+        message="The image cannot be read.",
+        failure_kind=Kind.IMAGE,
+    )
+
+
 def reasons(image):
     return sorted(image.flags.filter(active=True).values_list("reason", flat=True))
 
@@ -70,16 +82,8 @@ def test_a_version_without_a_threshold_flags_no_low_confidence(patient, clinicia
 
 
 def test_a_failed_classification_is_flagged_and_a_new_result_supersedes_flags(patient, clinician):
-    from cases.services.lifecycle import Kind, image_transition
-
     image = make_image(patient, clinician, seed=506)
-    image_transition(
-        image=image,
-        to=image.Status.FAILED,
-        event_type=EventType.IMAGE_FAILED,
-        message="The image cannot be read.",
-        failure_kind=Kind.IMAGE,
-    )
+    fail(image)
     assert reasons(image) == ["failed"]
     image.status = image.Status.QUEUED  # as a person's "try again" leaves it
     image.save(update_fields=["status"])
@@ -192,6 +196,7 @@ def test_the_queue_lists_flagged_images_first_and_drops_verified_ones(
 def test_sign_off_needs_every_image_verified_or_excluded(patient, clinician, specimen):
     done = classified(patient, clinician, ["Pro"] * 5, seed=514)
     failed_to_exclude = make_image(patient, clinician, seed=515)
+    fail(failed_to_exclude)
     services.verdict_record(image=done, user=clinician, kind="confirm")
     with pytest.raises(services.SignOffRefused) as exc:
         services.specimen_sign_out(specimen=specimen, user=clinician, interpretation="Pro")
@@ -272,6 +277,15 @@ def test_a_signed_specimen_is_read_only_until_amended(patient, clinician, specim
     assert amended.is_amendment
     event = AuditEvent.objects.get(event_type=EventType.SPECIMEN_AMENDED)
     assert event.extra_data["new"]["amendment_reason"] == "flow cytometry showed pre-B"
+
+
+def test_no_sign_off_while_an_image_is_being_classified(patient, clinician, specimen):
+    done = classified(patient, clinician, ["Pro"] * 5, seed=522)
+    queued = make_image(patient, clinician, seed=523)
+    services.verdict_record(image=done, user=clinician, kind="confirm")
+    services.verdict_record(image=queued, user=clinician, kind="excluded", reason="duplicate")
+    with pytest.raises(services.SignOffRefused, match="still being classified"):
+        services.specimen_sign_out(specimen=specimen, user=clinician, interpretation="Pro")
 
 
 def test_an_open_specimen_cannot_be_amended(patient, clinician, specimen):
