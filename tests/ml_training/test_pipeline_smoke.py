@@ -214,21 +214,6 @@ def test_same_seed_same_split_and_metrics(tmp_path, smears, settings):
     assert ha[0]["loss"] == pytest.approx(hb[0]["loss"], rel=1e-4)
 
 
-def test_ensure_demo_model_registers_a_demo_with_a_review_threshold(tmp_path, settings):
-    """What scripts/run does on a fresh machine (on two members, to be quick)."""
-    settings.VAR_DIR = tmp_path / "var"
-    call_command(
-        "ensure_demo_model", "--profile", str(_small_profile(tmp_path)), "--per-class", "8"
-    )
-    version = ModelVersion.objects.get()
-    assert version.is_demo and version.status == ModelVersion.Status.ACTIVE
-    assert version.review_threshold is not None
-    assert version.review_threshold == version.metrics["review_threshold"]["value"]
-    assert version.metrics["review_threshold"]["split"] == "validation"
-    call_command("ensure_demo_model")  # one is active now: nothing is trained
-    assert ModelVersion.objects.count() == 1
-
-
 def test_resume_skips_finished_members(tmp_path, smears, settings):
     settings.VAR_DIR = tmp_path / "var"
     profile = _small_profile(tmp_path)
