@@ -300,6 +300,19 @@ def _one_group_fold(labels, groups, indices, fraction, seed):
     return indices[rest], indices[fold]
 
 
+def check_enough_images(manifest: Manifest, *, val_fraction: float, test_fraction: float):
+    """Refuse, with the counts, a data set too small to split into train, validation and test
+    (e.g. a first ``export_reviewed`` of a few verified images)."""
+    needed = max(2, round(1.0 / min(val_fraction, test_fraction))) + 1
+    have = len(manifest.entries)
+    if have < needed:
+        per_class = ", ".join(f"{c} {n}" for c, n in manifest.summary()["per_class"].items())
+        raise ValueError(
+            f"{have} images ({per_class}) are too few to split into training, validation and "
+            f"test sets: at least {needed} are needed, and many more to train anything useful."
+        )
+
+
 def split_manifest(
     manifest: Manifest,
     *,
@@ -320,6 +333,7 @@ def split_manifest(
     all_idx = np.arange(len(manifest.entries))
     method = "StratifiedGroupKFold"
     check_cv(cv_folds, cv_fold)
+    check_enough_images(manifest, val_fraction=val_fraction, test_fraction=test_fraction)
     if cv_folds is None:
         rest, test = _one_group_fold(labels, groups, all_idx, test_fraction, seed)
         test_share = test_fraction

@@ -151,3 +151,18 @@ def test_cv_folds_test_every_image_once_and_keep_groups_together():
 def test_cv_options_are_checked(folds, fold):
     with pytest.raises(ValueError, match="fold"):
         data.split_manifest(_fake_manifest(), seed=1, cv_folds=folds, cv_fold=fold)
+
+
+def test_too_few_images_to_split_is_a_clear_error(tmp_path):
+    from PIL import Image
+
+    from tests.images import smear_like_array
+
+    for i, label in enumerate(["Benign", "Benign", "Early"]):
+        (tmp_path / label).mkdir(exist_ok=True)
+        Image.fromarray(smear_like_array(seed=300 + i, size=64)).save(tmp_path / label / f"{i}.png")
+    manifest = data.build_manifest(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"3 images \(Benign 2, Early 1, Pre 0, Pro 0\) are too few"
+    ):
+        data.split_manifest(manifest, seed=0)
