@@ -41,6 +41,11 @@ def reason(code: str) -> FlagReason:
     return REASONS.get(code) or FlagReason(code, code.replace("_", " "), "", 99, lambda *_: None)
 
 
+def badges(flags) -> list[tuple[FlagReason, str]]:
+    """``(reason, detail)`` for showing stored ``ImageFlag`` rows as badges."""
+    return [(reason(f.reason), f.detail) for f in flags]
+
+
 def evaluate(image, prediction) -> list[tuple[str, str]]:
     """``[(code, detail)]`` of every reason that applies, most urgent first."""
     found = []

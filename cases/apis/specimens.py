@@ -242,7 +242,7 @@ class SpecimenSignOffApi(ServiceErrorsMixin, APIView):
         sign_off = services.specimen_sign_out(
             specimen=specimen,
             user=request.user,
-            address=services.request_address(request),
+            address=address,
             **serializer.validated_data,
         )
         return Response(SignOffOutputSerializer(sign_off).data, status=status.HTTP_201_CREATED)
@@ -280,7 +280,7 @@ class SpecimenAmendApi(ServiceErrorsMixin, APIView):
         sign_off = services.specimen_amend(
             specimen=specimen,
             user=request.user,
-            address=services.request_address(request),
+            address=address,
             **serializer.validated_data,
         )
         return Response(SignOffOutputSerializer(sign_off).data, status=status.HTTP_201_CREATED)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.files.storage import default_storage
-from django.db.models import Exists, OuterRef
 
-from ..models import AuditEvent, Specimen, Verdict
+from ..models import AuditEvent, Specimen
+from ..selectors.qa import current_verdicts
 from .audit import audit_event_create
 
 MANIFEST = "reviewed-manifest.csv"
@@ -93,18 +93,7 @@ def reviewed_export(
 
 
 def _current_verified(lab, *, signed_only: bool):
-    newer = Verdict.objects.filter(image=OuterRef("image"), pk__gt=OuterRef("pk"))
-    qs = (
-        Verdict.objects.filter(image__patient__lab=lab)
-        .annotate(superseded=Exists(newer))
-        .filter(
-            superseded=False,
-            kind__in=(Verdict.Kind.CONFIRM, Verdict.Kind.RECLASSIFY),
-            prediction__isnull=False,
-        )
-        .select_related("image", "prediction", "prediction__model_version")
-        .order_by("image_id")
-    )
+    qs = current_verdicts(lab=lab).select_related("image").order_by("image_id")
     if signed_only:
         qs = qs.filter(
             image__specimen__status__in=(Specimen.Status.SIGNED_OUT, Specimen.Status.AMENDED)

@@ -15,7 +15,7 @@ from django.utils.functional import cached_property
 from django.views import View
 
 from .. import selectors, services
-from ..flags import reason as flag_reason
+from ..flags import badges as flag_badges
 from ..models import CONTENT_TYPES, FORMAT_EXTENSIONS, AuditEvent, SmearImage, Verdict
 from ..roles import Capability, can
 from .presentation import PredictionView, vote_summary
@@ -59,12 +59,11 @@ class ImageDetailView(LoginRequiredMixin, ScopedImageMixin, View):
 
 def review_context(request, image: SmearImage) -> dict:
     """The verdict panel's context: flags, the current verdict and its history, the form."""
-    history = image.current_verdict and list(image.verdict_history)
     locked = image.specimen.is_signed
     return {
-        "flags": [(flag_reason(f.reason), f.detail) for f in image.current_flags],
+        "flags": flag_badges(image.current_flags),
         "current_verdict": image.current_verdict,
-        "verdict_history": history or [],
+        "verdict_history": image.verdict_history,
         "locked": locked,
         "can_verify": not locked and can(request.user, image.patient.lab_id, Capability.VERIFY),
         "na_reasons": Verdict.NotAssessableReason.choices,

@@ -19,7 +19,7 @@ from inference.models import ModelVersion
 
 from .. import selectors, services
 from ..flags import REASONS
-from ..flags import reason as flag_reason
+from ..flags import badges as flag_badges
 from ..forms import MemberForm
 from ..models import AuditEvent, Membership, Specimen
 from ..roles import Capability, RoleRequired, can, require
@@ -40,7 +40,7 @@ class ReviewQueueView(LoginRequiredMixin, View):
         queue = review_queue(user=request.user, reason=reason, specimen_id=specimen_id)
         items = list(queue[:200])
         for item in items:
-            item.flag_rows = [(flag_reason(f.reason), f.detail) for f in item.current_flags]
+            item.flag_rows = flag_badges(item.current_flags)
         services.audit_read(
             request=request,
             event_type=EventType.REVIEW_QUEUE_VIEWED,

@@ -11,11 +11,11 @@ from django.views import View
 from leukemia_portal.errors import request_refused_message
 
 from .. import selectors, services
-from ..flags import reason as flag_reason
+from ..flags import badges as flag_badges
 from ..forms import SignOffForm, SmearUploadForm, VerdictForm
 from ..models import AuditEvent, SignOff, Verdict
 from ..roles import Capability, RoleRequired, can, require
-from ..selectors.review import sign_off_history, specimen_outstanding_images, specimen_summary
+from ..selectors.review import sign_off_history, specimen_summary
 from .common import refuse
 from .patients import ImageRow
 
@@ -86,7 +86,6 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             "rows": [SpecimenImageRow.of(image) for image in images],
             "summary": summary,
             "sign_offs": list(sign_off_history(specimen=specimen)),
-            "outstanding": specimen_outstanding_images(specimen=specimen),
             "can_register": not signed and can(user, specimen.lab_id, Capability.REGISTER),
             "can_sign": can(user, specimen.lab_id, Capability.SIGN),
             "sign_form": sign_form or _sign_form(specimen),
@@ -106,7 +105,7 @@ class SpecimenImageRow(ImageRow):
     def of(cls, image):
         row = super().of(image)
         row.verdict = image.current_verdict
-        row.flags = [(flag_reason(f.reason), f.detail) for f in image.current_flags]
+        row.flags = flag_badges(image.current_flags)
         return row
 
 
