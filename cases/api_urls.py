@@ -58,6 +58,13 @@ urlpatterns = [
         "specimens/<int:pk>/sign-off/", apis.SpecimenSignOffApi.as_view(), name="specimen-sign-off"
     ),
     path("specimens/<int:pk>/amendments/", apis.SpecimenAmendApi.as_view(), name="specimen-amend"),
+    path(
+        "specimens/<int:pk>/report.pdf",
+        apis.SpecimenReportPdfApi.as_view(),
+        name="specimen-report-pdf",
+    ),
+    path("specimens/<int:pk>/fhir/", apis.SpecimenFhirApi.as_view(), name="specimen-fhir"),
+    path("labs/<int:pk>/images.csv", apis.LabImagesCsvApi.as_view(), name="lab-images-csv"),
     path("review-queue/", apis.ReviewQueueApi.as_view(), name="review-queue"),
     path("images/<int:pk>/verdicts/", ImageVerdictsApi.as_view(), name="image-verdicts"),
     path("labs/", apis.LabListApi.as_view(), name="lab-list"),

@@ -6,6 +6,8 @@ Membership (``cases.models.Membership``) gives a user a role in a lab:
 * hematologist: everything a technologist does, and signs specimens out and amends them;
 * lab manager: manages the lab's members and reads the lab's QA page.
 
+Every member prints, downloads and exports the lab's reports (PDF, FHIR, CSV).
+
 Every member sees the lab's patients and specimens. Staff admins see every lab and its QA page,
 and manage members, but clinical actions need a clinical role in the lab.
 """
@@ -27,6 +29,7 @@ class Capability(enum.Enum):
     SIGN = "sign specimens out and amend them"
     QA = "see the lab's QA page"
     MANAGE = "manage the lab's members"
+    REPORT = "print, download and export the lab's case reports"
 
 
 GRANTS: dict[Capability, frozenset[str]] = {
@@ -37,9 +40,10 @@ GRANTS: dict[Capability, frozenset[str]] = {
     Capability.SIGN: frozenset({Role.HEMATOLOGIST}),
     Capability.QA: frozenset({Role.HEMATOLOGIST, Role.MANAGER}),
     Capability.MANAGE: frozenset({Role.MANAGER}),
+    Capability.REPORT: frozenset(Role.values),
 }
-# Staff operate the portal (rescue stuck images, manage members, watch QA); clinical work is
-# for the lab's own members.
+# Staff operate the portal (rescue stuck images, manage members, watch QA); clinical work, and
+# reports that leave the portal, are for the lab's own members.
 STAFF_GRANTS = frozenset({Capability.VIEW, Capability.QA, Capability.MANAGE, Capability.REQUEUE})
 
 

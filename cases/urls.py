@@ -12,6 +12,13 @@ urlpatterns = [
     path("patients/<int:pk>/edit/", views.PatientEditView.as_view(), name="patient-edit"),
     path("specimens/<int:pk>/", views.SpecimenDetailView.as_view(), name="specimen-detail"),
     path("specimens/<int:pk>/sign", views.SpecimenSignView.as_view(), name="specimen-sign"),
+    path("specimens/<int:pk>/report/", views.SpecimenReportView.as_view(), name="specimen-report"),
+    path(
+        "specimens/<int:pk>/report.pdf",
+        views.SpecimenReportPdfView.as_view(),
+        name="specimen-report-pdf",
+    ),
+    path("labs/<int:pk>/images.csv", views.LabImagesCsvView.as_view(), name="lab-images-csv"),
     path("review/", views.ReviewQueueView.as_view(), name="review-queue"),
     path("labs/", views.LabListView.as_view(), name="lab-list"),
     path("labs/<int:pk>/qa/", views.LabQAView.as_view(), name="lab-qa"),

@@ -85,3 +85,24 @@ class ModelVersion(models.Model):
         if self.review_threshold is None or not probabilities:
             return False
         return max(probabilities.values()) < self.review_threshold
+
+    def validated_figures(self) -> dict:
+        """The ensemble's figures on its test split, as a report quotes them: accuracy and
+        macro-F1 with their 95% intervals, the number of test images, the review threshold.
+        Missing values are ``None`` (a version registered without metrics)."""
+        ensemble = (self.metrics or {}).get("ensemble")
+        ensemble = ensemble if isinstance(ensemble, dict) else {}
+        ci = ensemble.get("ci95") if isinstance(ensemble.get("ci95"), dict) else {}
+
+        def interval(key):
+            value = ci.get(key)
+            return tuple(value) if isinstance(value, (list, tuple)) and len(value) == 2 else None
+
+        return {
+            "accuracy": ensemble.get("accuracy"),
+            "accuracy_ci": interval("accuracy"),
+            "macro_f1": ensemble.get("macro_f1"),
+            "macro_f1_ci": interval("macro_f1"),
+            "test_images": ensemble.get("images"),
+            "review_threshold": self.review_threshold,
+        }

@@ -63,6 +63,24 @@ start_local_services() {
   fi
 }
 
+# The system libraries WeasyPrint (the PDF case report) needs: Pango, HarfBuzz's subsetter (to
+# embed font subsets) and the DejaVu fonts the report is set in. Debian package names.
+ensure_pdf_libraries() {
+  local missing=()
+  ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so.0' || missing+=(libpango-1.0-0 libpangoft2-1.0-0)
+  ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so.0' || missing+=(libharfbuzz-subset0)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null 2>&1; then
+    say "Installing what WeasyPrint needs for PDF reports: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      echo "Could not install ${missing[*]}: PDF reports will fail until they are installed." >&2
+  else
+    echo "Install Pango, HarfBuzz (subset) and DejaVu fonts for PDF reports: ${missing[*]}" >&2
+  fi
+}
+
 # Debian's Chromium and ChromeDriver for the browser tests (never a downloaded browser build).
 ensure_chromium() {
   if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then

@@ -22,6 +22,7 @@ from .common import RESEARCH_USE_ONLY
 from .images import ImageDetailApi, ImageListApi, ImageRequeueApi, ImageUploadApi
 from .patients import PatientCreateApi, PatientDetailApi, PatientListApi, PatientUpdateApi
 from .predictions import ImagePredictionListApi, PredictionDetailApi, PredictionListApi
+from .reports import LabImagesCsvApi, SpecimenFhirApi, SpecimenReportPdfApi
 from .review import (
     ImageVerdictCreateApi,
     ImageVerdictListApi,
@@ -50,6 +51,7 @@ __all__ = [
     "ImageUploadApi",
     "ImageVerdictCreateApi",
     "ImageVerdictListApi",
+    "LabImagesCsvApi",
     "LabListApi",
     "LabMemberListApi",
     "LabMemberSetApi",
@@ -59,6 +61,8 @@ __all__ = [
     "ReviewQueueApi",
     "SpecimenAmendApi",
     "SpecimenDetailApi",
+    "SpecimenFhirApi",
+    "SpecimenReportPdfApi",
     "SpecimenImageListApi",
     "SpecimenSignOffApi",
     "SpecimenUpdateApi",

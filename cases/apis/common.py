@@ -35,7 +35,8 @@ REFUSED = OpenApiResponse(description='Refused now: `{"detail": "why"}`; nothing
 class ServiceErrorsMixin:
     # Turns what a service raises into a response (a comment, not a docstring: drf-spectacular
     # would show an inherited docstring as the description): a Django ValidationError -> 400,
-    # a role that does not allow the action -> 403, an action the rules refuse now -> 409.
+    # a role that does not allow the action -> 403, an action the rules refuse now -> 409, a
+    # report that cannot be rendered (nothing was signed) or no longer matches its hash -> 500.
 
     def handle_exception(self, exc):
         if isinstance(exc, DjangoValidationError):
@@ -44,6 +45,8 @@ class ServiceErrorsMixin:
             return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
         elif isinstance(exc, services.ActionRefused):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        elif isinstance(exc, (services.ReportRenderError, services.ReportIntegrityError)):
+            return Response({"detail": str(exc)}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
         return super().handle_exception(exc)
 
 

@@ -31,9 +31,19 @@ class SignOffOutputSerializer(serializers.Serializer):
     amendment_reason = serializers.CharField()
     signed_by = serializers.CharField(source="signed_by.get_username")
     signed_at = serializers.DateTimeField()
+    report = serializers.SerializerMethodField(
+        help_text="The PDF stored at signing: its SHA-256, size and pages; null for a version "
+        "signed before reports were stored."
+    )
 
     class Meta:
         ref_name = "SignOff"
+
+    def get_report(self, sign_off) -> dict | None:
+        report = getattr(sign_off, "report", None)
+        if report is None:
+            return None
+        return {"sha256": report.sha256, "bytes": report.size, "pages": report.pages}
 
 
 class SpecimenDetailApi(ServiceErrorsMixin, APIView):

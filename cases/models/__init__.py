@@ -14,6 +14,7 @@ from .images import (
 )
 from .labs import Lab, Membership
 from .patients import Patient, Specimen
+from .reports import CaseReport
 from .review import ImageFlag, SignOff, Verdict
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "AppendOnlyError",
     "AppendOnlyModel",
     "AuditEvent",
+    "CaseReport",
     "ImageFlag",
     "Lab",
     "Membership",

@@ -53,6 +53,11 @@ class AuditEvent(AppendOnlyModel):
         REVIEW_QUEUE_VIEWED = 511, "Review queue viewed"
         QA_VIEWED = 512, "Lab QA page viewed"
         REVIEWED_EXPORTED = 521, "Reviewed images exported"
+        REPORT_RENDERED = 531, "Case report rendered and stored"
+        REPORT_DOWNLOADED = 532, "Signed case report downloaded"
+        REPORT_VIEWED = 533, "Case report viewed (print view or draft)"
+        FHIR_EXPORTED = 534, "Case exported as FHIR"
+        CSV_EXPORTED = 535, "Image table exported as CSV"
         ACTION_REFUSED = 601, "Action refused"
 
     acting_user = models.ForeignKey(

@@ -64,7 +64,18 @@ def specimen_get(*, user, pk) -> Specimen:
 def image_list(
     *, user, patient: Patient | None = None, specimen: Specimen | None = None
 ) -> QuerySet[SmearImage]:
-    qs = SmearImage.objects.select_related("patient", "specimen", "uploaded_by").prefetch_related(
+    qs = _in_labs(images_with_review(), user, "patient__lab")
+    if patient is not None:
+        qs = qs.filter(patient=patient)
+    if specimen is not None:
+        qs = qs.filter(specimen=specimen)
+    return qs.order_by("-uploaded_at", "-id")
+
+
+def images_with_review() -> QuerySet[SmearImage]:
+    """Images with their predictions (newest first), active flags and verdicts prefetched;
+    not limited to any user's labs (callers check access first)."""
+    return SmearImage.objects.select_related("patient", "specimen", "uploaded_by").prefetch_related(
         Prefetch(
             "predictions",
             queryset=Prediction.objects.select_related("model_version").order_by(
@@ -78,12 +89,6 @@ def image_list(
             to_attr="verdict_history",
         ),
     )
-    qs = _in_labs(qs, user, "patient__lab")
-    if patient is not None:
-        qs = qs.filter(patient=patient)
-    if specimen is not None:
-        qs = qs.filter(specimen=specimen)
-    return qs.order_by("-uploaded_at", "-id")
 
 
 def image_get(*, user, pk) -> SmearImage:

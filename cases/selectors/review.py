@@ -110,7 +110,7 @@ def specimen_summary(*, images) -> dict:
 
 
 def sign_off_history(*, specimen: Specimen) -> QuerySet:
-    return specimen.sign_offs.select_related("signed_by").order_by("-version")
+    return specimen.sign_offs.select_related("signed_by", "report").order_by("-version")
 
 
 __all__ = [

@@ -37,6 +37,14 @@ from .lifecycle import (
 )
 from .patients import PATIENT_FIELDS, patient_create, patient_update
 from .recovery import RecoveryReport, images_recover
+from .reports import (
+    ReportIntegrityError,
+    ReportRenderError,
+    case_report_bytes,
+    case_report_store,
+    draft_report_pdf,
+    signed_report,
+)
 from .signoff import SignOffRefused, require_signer, specimen_amend, specimen_sign_out
 from .specimens import (
     SPECIMEN_FIELDS,
@@ -52,7 +60,13 @@ __all__ = [
     "ALLOWED",
     "PATIENT_FIELDS",
     "SPECIMEN_FIELDS",
+    "ReportIntegrityError",
+    "ReportRenderError",
     "SignOffRefused",
+    "case_report_bytes",
+    "case_report_store",
+    "draft_report_pdf",
+    "signed_report",
     "SpecimenLocked",
     "flags_refresh",
     "lab_ensure",

@@ -1,5 +1,6 @@
 """Sign-off: a hematologist closes a specimen with a final interpretation; later changes are
-amendments, each a new signed version with its reason. Every sign-off, amendment and refusal
+amendments, each a new signed version with its reason. Each version's PDF report is rendered
+and stored in the same transaction (``services.reports``). Every sign-off, amendment and refusal
 is audited (a refusal in a transaction of its own, so it is kept although the action is not).
 """
 
@@ -11,6 +12,7 @@ from ..roles import Capability, can, role_in
 from ..selectors.review import specimen_outstanding_images
 from .audit import audit_event_create
 from .lifecycle import ActionRefused
+from .reports import case_report_store
 from .specimens import lock_specimen, specimen_transition
 
 Status = Specimen.Status
@@ -144,4 +146,6 @@ def _record(specimen, user, interpretation, comment, reason, address) -> SignOff
             "images": SmearImage.objects.filter(specimen=specimen).count(),
         },
     )
+    # Last, inside the same transaction: a version is signed with its report or not at all.
+    case_report_store(sign_off=sign_off, user=user, address=address)
     return sign_off

@@ -15,6 +15,7 @@ from .images import (
     ImageThumbnailView,
 )
 from .patients import PatientCreateView, PatientDetailView, PatientEditView, PatientListView
+from .reports import LabImagesCsvView, SpecimenReportPdfView, SpecimenReportView
 from .review import LabListView, LabMembersView, LabQAView, ReviewQueueView
 from .specimens import ImageVerdictView, SpecimenDetailView, SpecimenSignView
 
@@ -26,6 +27,7 @@ __all__ = [
     "ImageStatusView",
     "ImageThumbnailView",
     "ImageVerdictView",
+    "LabImagesCsvView",
     "LabListView",
     "LabMembersView",
     "LabQAView",
@@ -35,5 +37,7 @@ __all__ = [
     "PatientListView",
     "ReviewQueueView",
     "SpecimenDetailView",
+    "SpecimenReportPdfView",
+    "SpecimenReportView",
     "SpecimenSignView",
 ]

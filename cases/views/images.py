@@ -17,8 +17,8 @@ from django.views import View
 from .. import selectors, services
 from ..flags import badges as flag_badges
 from ..models import CONTENT_TYPES, FORMAT_EXTENSIONS, AuditEvent, SmearImage, Verdict
+from ..presentation import PredictionView, vote_summary
 from ..roles import Capability, can
-from .presentation import PredictionView, vote_summary
 
 EventType = AuditEvent.EventType
 BROWSER_FORMATS = {"JPEG", "PNG"}  # shown as they are; other formats through the thumbnail

@@ -73,6 +73,7 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
         images = list(selectors.image_list(user=user, specimen=specimen))
         signed = specimen.is_signed
         summary = specimen_summary(images=images)
+        sign_offs = list(sign_off_history(specimen=specimen))
         classes = [c for c in SignOff.Interpretation.values if c != "inconclusive"]
         context = {
             "specimen": specimen,
@@ -85,7 +86,9 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             "report": report,
             "rows": [SpecimenImageRow.of(image) for image in images],
             "summary": summary,
-            "sign_offs": list(sign_off_history(specimen=specimen)),
+            "sign_offs": sign_offs,
+            "current_report": getattr(sign_offs[0], "report", None) if sign_offs else None,
+            "can_report": can(user, specimen.lab_id, Capability.REPORT),
             "can_register": not signed and can(user, specimen.lab_id, Capability.REGISTER),
             "can_sign": can(user, specimen.lab_id, Capability.SIGN),
             "sign_form": sign_form or _sign_form(specimen),
@@ -145,6 +148,9 @@ class SpecimenSignView(LoginRequiredMixin, ScopedSpecimenMixin, View):
                 return refuse(request, str(exc))
             messages.error(request, str(exc))
             return page.render_page(SmearUploadForm(), status=409, sign_form=form)
+        except services.ReportRenderError as exc:
+            messages.error(request, f"Nothing was signed: {exc} Tell an administrator.")
+            return page.render_page(SmearUploadForm(), status=500, sign_form=form)
         verb = f"amended (version {sign_off.version})" if sign_off.is_amendment else "signed out"
         messages.success(request, f"Specimen {specimen.accession_number} {verb}.")
         return redirect("cases:specimen-detail", pk=specimen.pk)

@@ -186,6 +186,13 @@ LP_MAX_FILES_PER_UPLOAD = env.int("LP_MAX_FILES_PER_UPLOAD", default=50)
 DATA_UPLOAD_MAX_NUMBER_FILES = LP_MAX_FILES_PER_UPLOAD
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# --- Reports and exports ----------------------------------------------------------------------
+# FHIR export: the base of the portal's own code and identifier systems (README, "FHIR"). A lab
+# that publishes them sets its URL here; the default is a URN that claims no web address.
+LP_FHIR_SYSTEM = env.str("LP_FHIR_SYSTEM", default="urn:leukemia-portal")
+# The image CSV streams rows; at most this many days per export (a year, with a margin).
+LP_CSV_MAX_DAYS = env.int("LP_CSV_MAX_DAYS", default=400)
+
 # --- Inference --------------------------------------------------------------------------------
 LP_MODEL_CACHE_DIR = Path(env("LP_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
 LP_WEIGHTS_DIR = env(
@@ -308,5 +315,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LP_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        # WeasyPrint and fontTools narrate every step of every PDF at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

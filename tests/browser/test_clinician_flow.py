@@ -1,7 +1,8 @@
 """A case's whole path in a real browser: a technologist registers a patient and a specimen and
 uploads its smear images, which the worker classifies while the page updates by itself; a
-hematologist works the review queue from the keyboard only, signs the specimen out, finds it
-locked, amends it with a reason and sees both versions; the QA page shows the agreement.
+hematologist works the review queue from the keyboard only, signs the specimen out, downloads
+its signed PDF (the bytes stored at signing), finds it locked, amends it with a reason and sees
+both versions; the QA page shows the agreement.
 
 Real parts only: headless Chromium (Debian's chromium + chromedriver, never downloaded), the
 live server, a Celery worker process on the test database and the registered demo ensemble.
@@ -52,6 +53,11 @@ def browser(tmp_path):
     # An explicit driver path: Selenium Manager never looks for or downloads a driver.
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.implicitly_wait(0)
+    # Files the browser downloads land here (headless Chromium asks nobody where).
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior",
+        {"behavior": "allow", "downloadPath": str(tmp_path / "downloads")},
+    )
     try:
         yield driver
     finally:
@@ -67,6 +73,33 @@ def _save_full_page(driver, name: str) -> Path:
     driver.save_screenshot(str(target))
     driver.set_window_size(1280, 1000)
     return target
+
+
+@pytest.fixture
+def downloads(tmp_path):
+    return tmp_path / "downloads"
+
+
+def _download_signed_pdf(browser, folder: Path) -> None:
+    """Click "Download PDF" and check the file that arrives is the report stored at signing."""
+    import hashlib
+    import time
+
+    from cases.models import CaseReport
+
+    browser.find_element(By.ID, "report-pdf").click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = [p for p in folder.glob("*.pdf")] if folder.exists() else []
+        if done:
+            break
+        time.sleep(0.2)
+    assert done, "the PDF did not download"
+    content = done[0].read_bytes()
+    stored = CaseReport.objects.order_by("-id").first()
+    assert content.startswith(b"%PDF")
+    assert hashlib.sha256(content).hexdigest() == stored.sha256
+    assert done[0].name == stored.filename
 
 
 def _log_in(browser, live_server, username, password):
@@ -97,7 +130,14 @@ def _keys(browser, *keys):
 
 
 def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
-    live_server, celery_worker, demo_version, technologist, hematologist, browser, tmp_path
+    live_server,
+    celery_worker,
+    demo_version,
+    technologist,
+    hematologist,
+    browser,
+    tmp_path,
+    downloads,
 ):
     from selenium.webdriver.common.keys import Keys
 
@@ -218,6 +258,7 @@ def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
         "'X-CSRFToken': token}, body: JSON.stringify({kind: 'confirm'})}).then(r => r.status);"
     )
     assert status == 400, "a signed specimen must refuse new verdicts"
+    _download_signed_pdf(browser, downloads)
     browser.find_element(
         By.CSS_SELECTOR, "#sign-form select[name=interpretation] option[value=Pre]"
     ).click()

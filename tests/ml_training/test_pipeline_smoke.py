@@ -16,11 +16,30 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 METRIC_TOLERANCE = 1e-6  # same seed, same machine: op determinism is on in the smoke profile
 
 
-@pytest.fixture
-def smears(tmp_path):
-    out = tmp_path / "smears"
+@pytest.fixture(scope="module")
+def smears(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smears") / "smears"
     call_command("make_synthetic_smears", str(out), "--per-class", "12", "--size", "96")
     return out
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, smears):
+    """One unregistered run of the two-member profile (seed 11), shared by the tests that only
+    read it or copy it: training is most of this file's time, and CI has 20 minutes."""
+    from django.test import override_settings
+
+    root = tmp_path_factory.mktemp("small-run")
+    with override_settings(VAR_DIR=root / "var"):
+        ctx, _, metrics = pipeline.retrain(
+            data_dir=smears,
+            profile=_small_profile(root),
+            seed=11,
+            run_dir=root / "run",
+            register=False,
+            progress=False,
+        )
+    return ctx, metrics
 
 
 def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
@@ -159,15 +178,14 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     assert again.status == ModelVersion.Status.ACTIVE
 
 
-def test_register_model_rejects_a_tampered_bundle(tmp_path, smears, settings):
+def test_register_model_rejects_a_tampered_bundle(tmp_path, small_run, settings):
+    import shutil
+
     from django.core.management.base import CommandError
 
     settings.VAR_DIR = tmp_path / "var"
     run_dir = tmp_path / "run"
-    profile = _small_profile(tmp_path)
-    pipeline.retrain(
-        data_dir=smears, profile=profile, seed=1, run_dir=run_dir, register=False, progress=False
-    )
+    shutil.copytree(small_run[0].run_dir, run_dir)
     bundle = json.loads((run_dir / "bundle.json").read_text())
     bundle["members"][0]["sha256"] = "0" * 64
     (run_dir / "bundle.json").write_text(json.dumps(bundle))
@@ -186,21 +204,17 @@ def _small_profile(tmp_path):
     return path
 
 
-def test_same_seed_same_split_and_metrics(tmp_path, smears, settings):
+def test_same_seed_same_split_and_metrics(tmp_path, smears, small_run, settings):
     settings.VAR_DIR = tmp_path / "var"
-    profile = _small_profile(tmp_path)
-    runs = []
-    for k in range(2):
-        ctx, version, metrics = pipeline.retrain(
-            data_dir=smears,
-            profile=profile,
-            seed=11,
-            run_dir=tmp_path / f"run{k}",
-            register=False,
-            progress=False,
-        )
-        runs.append((ctx, metrics))
-    (a, ma), (b, mb) = runs
+    a, ma = small_run
+    b, _, mb = pipeline.retrain(
+        data_dir=smears,
+        profile=_small_profile(tmp_path),
+        seed=11,
+        run_dir=tmp_path / "run",
+        register=False,
+        progress=False,
+    )
     assert (a.split.train, a.split.val, a.split.test) == (b.split.train, b.split.val, b.split.test)
     assert a.config["data_fingerprint"] == b.config["data_fingerprint"]
     for name in ("accuracy", "macro_f1", "ece"):

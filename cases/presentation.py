@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ..models import Prediction
+from .models import Prediction
 
 # What each class label means, shown next to the short label on result pages.
 CLASS_NAMES = {

@@ -1,0 +1,130 @@
+"""What a case report shows, read once and shared by the print view and the PDF.
+
+``report_context`` reads a specimen with its images (upload order), their latest predictions,
+flags and verdicts, the case summary, the sign-off version being reported (or none: a draft)
+and the figures of every model version that classified an image. Thumbnails are embedded as
+``data:`` URIs, so the PDF renderer never fetches anything and the print view needs no extra
+request (nor an audit row) per image.
+"""
+
+import base64
+import logging
+from dataclasses import dataclass, field
+
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from inference.models import ModelVersion
+
+from ..flags import badges as flag_badges
+from ..models import SignOff, SmearImage, Specimen, Verdict
+from ..presentation import CLASS_NOTES, PredictionView
+from ..selectors import images_with_review
+from ..selectors.review import specimen_summary
+
+log = logging.getLogger(__name__)
+
+RESEARCH_USE = "Research use only: not a diagnostic device."
+CLASSES = ("Benign", "Early", "Pre", "Pro")
+
+
+@dataclass
+class ReportRow:
+    number: int  # 1..n, in upload order
+    image: SmearImage
+    thumbnail: str  # a data: URI, or "" when the stored thumbnail cannot be read
+    result: PredictionView | None
+    flags: list
+    verdict: Verdict | None
+
+    @property
+    def verified_label(self) -> str:
+        return self.verdict.label if self.verdict and self.verdict.is_assessable else ""
+
+
+@dataclass
+class VersionFigures:
+    version: ModelVersion
+    images: int
+    figures: dict = field(default_factory=dict)
+
+
+def report_context(*, specimen: Specimen, sign_off: SignOff | None = None, user=None) -> dict:
+    """The template context of ``cases/report.html``.
+
+    ``sign_off``: the signed version to report; ``None`` reports the current one of a signed
+    specimen, and a draft (watermarked, not signed) of one not signed yet.
+    """
+    if sign_off is None and specimen.is_signed:
+        sign_off = specimen.sign_offs.select_related("signed_by").order_by("-version").first()
+    images = list(
+        images_with_review()
+        .prefetch_related("predictions__member_votes")
+        .filter(specimen=specimen)
+        .order_by("uploaded_at", "id")
+    )
+    rows = [_row(number, image) for number, image in enumerate(images, start=1)]
+    summary = specimen_summary(images=images)
+    versions = _versions(rows)
+    return {
+        "specimen": specimen,
+        "patient": specimen.patient,
+        "lab": specimen.lab,
+        "sign_off": sign_off,
+        "draft": sign_off is None,
+        "superseded_version": sign_off.version - 1 if sign_off and sign_off.is_amendment else None,
+        "rows": rows,
+        "summary": summary,
+        "summary_rows": [
+            (
+                c,
+                CLASS_NOTES[c],
+                summary["model_labels"].get(c, 0),
+                summary["verified_labels"].get(c, 0),
+            )
+            for c in CLASSES
+        ],
+        "versions": versions,
+        "any_demo": any(v.version.is_demo for v in versions),
+        "generated_at": sign_off.signed_at if sign_off else timezone.now(),
+        "generated_by": user,
+        "research_use": RESEARCH_USE,
+    }
+
+
+def _row(number: int, image: SmearImage) -> ReportRow:
+    predictions = image.predictions.all()
+    prediction = predictions[0] if predictions else None
+    return ReportRow(
+        number=number,
+        image=image,
+        thumbnail=_thumbnail_uri(image),
+        result=PredictionView.of(prediction) if prediction else None,
+        flags=flag_badges(image.current_flags),
+        verdict=image.current_verdict,
+    )
+
+
+def _thumbnail_uri(image: SmearImage) -> str:
+    from ..services.uploads import image_thumbnail_ensure
+
+    try:
+        name = image_thumbnail_ensure(image=image)
+        with default_storage.open(name, "rb") as handle:
+            data = handle.read()
+    except Exception as exc:  # a missing or unreadable file: the report says so in its row
+        log.warning("Report: no thumbnail for image %s: %s", image.pk, exc)
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _versions(rows: list[ReportRow]) -> list[VersionFigures]:
+    """Every model version that labelled an image of the case, with its validated figures."""
+    seen: dict[int, VersionFigures] = {}
+    for row in rows:
+        if row.result is None:
+            continue
+        version = row.result.prediction.model_version
+        entry = seen.setdefault(version.pk, VersionFigures(version, 0, version.validated_figures()))
+        entry.images += 1
+    return sorted(seen.values(), key=lambda v: v.version.version)
