@@ -7,7 +7,16 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .admin_mixins import AuditedReadsMixin, ReadOnlyAdminMixin
-from .models import AuditEvent, ImageFlag, Lab, Membership, SignOff, Specimen, Verdict
+from .models import (
+    AuditEvent,
+    CaseReport,
+    ImageFlag,
+    Lab,
+    Membership,
+    SignOff,
+    Specimen,
+    Verdict,
+)
 
 
 class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -125,3 +134,16 @@ class SignOffAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["specimen", "signed_by"]
     search_fields = ["specimen__accession_number", "signed_by__username"]
     date_hierarchy = "signed_at"
+
+
+@admin.register(CaseReport)
+class CaseReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The stored PDFs: which version, their hash and size, how long they took to render. The
+    file itself is downloaded from the specimen page by the lab's members (audited)."""
+
+    list_display = ["sign_off", "pages", "size", "render_seconds", "sha256", "created_at"]
+    list_filter = ["sign_off__specimen__lab", "created_at"]
+    list_select_related = ["sign_off__specimen"]
+    search_fields = ["sign_off__specimen__accession_number", "sha256"]
+    date_hierarchy = "created_at"
+    exclude = ["file"]

@@ -1,7 +1,7 @@
 """Reports through the API: the signed PDF, the FHIR R4 bundle, the image CSV. For the lab's
 own members only (``Capability.REPORT``); every answer is audited."""
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotAcceptable
@@ -12,7 +12,13 @@ from .. import selectors, services
 from ..models import AuditEvent
 from ..reports.fhir import CONTENT_TYPE as FHIR_JSON
 from ..reports.fhir import specimen_bundle
-from ..reports.http import csv_response, image_csv_for, pdf_response, report_pdf_for
+from ..reports.http import (
+    csv_response,
+    image_csv_for,
+    pdf_response,
+    report_pdf_for,
+    requested_version,
+)
 from ..roles import Capability, require
 from .common import FORBIDDEN, NOT_FOUND, REFUSED, VALIDATION_ERROR, ServiceErrorsMixin
 
@@ -89,10 +95,10 @@ class SpecimenFhirApi(ServiceErrorsMixin, APIView):
             raise services.ActionRefused(
                 "The specimen is not signed out: FHIR is sent for signed reports only."
             )
-        version = request.query_params.get("version")
-        report = services.signed_report(
-            specimen=specimen, version=int(version) if str(version).isdigit() else None
-        )
+        version = requested_version(request.query_params.get("version"))
+        report = services.signed_report(specimen=specimen, version=version)
+        if report is None and version is not None:
+            raise Http404("No such report version.")
         if report is None:
             raise services.ActionRefused(
                 "No stored report for this version (signed before reports were stored)."

@@ -34,15 +34,19 @@ def csv_filename(lab, start=None, end=None, specimen=None) -> str:
     return f"images-lab-{lab.pk}-{start.isoformat()}-to-{end.isoformat()}.csv"
 
 
-def report_pdf_for(request, specimen, version: str | None) -> tuple[bytes, str]:
+def requested_version(raw: str | None) -> int | None:
+    """``?version=N`` of a request: ``None`` when absent; ``Http404`` when not a number."""
+    if raw in (None, ""):
+        return None
+    if not str(raw).isdigit():
+        raise Http404("No such report version.")
+    return int(raw)
+
+
+def report_pdf_for(request, specimen, raw_version: str | None) -> tuple[bytes, str]:
     """``(pdf, filename)`` for the page and the API alike, audited. Raises ``Http404`` for a
     version that does not exist."""
-    if version not in (None, ""):
-        if not str(version).isdigit():
-            raise Http404("No such report version.")
-        version = int(version)
-    else:
-        version = None
+    version = requested_version(raw_version)
     if specimen.is_signed or version is not None:
         report = services.signed_report(specimen=specimen, version=version)
         if report is None:

@@ -19,7 +19,7 @@ def signed(patient, clinician):
 
 
 @pytest.mark.parametrize(
-    "model", ["specimen", "verdict", "signoff", "lab", "membership", "imageflag"]
+    "model", ["specimen", "verdict", "signoff", "casereport", "lab", "membership", "imageflag"]
 )
 def test_the_review_models_are_listed_and_read_only(admin_client_logged_in, signed, model):
     response = admin_client_logged_in.get(reverse(f"admin:cases_{model}_changelist"))
