@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.registry import sha256_file
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training import review_threshold, train
@@ -358,7 +359,7 @@ def write_bundle(ctx: train.RunContext, metrics: dict | None) -> Path:
                 "architecture": m["architecture"],
                 "input_size": m["input_size"],
                 "file": f"members/{m['name']}.keras",
-                "sha256": train._sha256(m["path"]),
+                "sha256": sha256_file(m["path"]),
             }
             for m in train.member_specs(ctx)
         ],
@@ -476,7 +477,7 @@ def validate_bundle(path: Path) -> dict:
             raise ValueError(f"member {m['name']}: file {m['file']} is outside the bundle")
         if not file.is_file():
             raise ValueError(f"member {m['name']}: missing file {m['file']}")
-        digest = train._sha256(file)
+        digest = sha256_file(file)
         if m.get("sha256") and digest != m["sha256"]:
             raise ValueError(f"member {m['name']}: sha256 {digest} != bundle's {m['sha256']}")
         model = keras.saving.load_model(file, compile=False)
