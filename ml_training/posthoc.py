@@ -10,11 +10,10 @@ import numpy as np
 
 from ml_training import calibration
 from ml_training.calibration import Calibration
+from ml_training.evaluate import COLLAPSE_SHARE
 from ml_training.member_model import predict_probs
 
 logger = logging.getLogger("ml_training")
-
-COLLAPSE_SHARE = 0.9  # a member predicting one class for >= 90% of a balanced-ish set collapsed
 
 
 def refresh_bn_statistics(
