@@ -20,7 +20,6 @@ No TensorFlow or Keras here: the web process (admin actions, management commands
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import mimetypes
@@ -40,6 +39,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from inference import signals
+from inference.checksums import sha256_file
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
 from inference.preprocessing import resolve_config
@@ -149,14 +149,6 @@ def _cached_download(storage, artifact: str, expected: str, member: str, version
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def code_version() -> str:

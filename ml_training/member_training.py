@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.registry import sha256_file
+from inference.checksums import sha256_file
 from ml_training import augment as aug
 from ml_training import calibration
 from ml_training import data as data_mod

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.registry import sha256_file
+from inference.checksums import sha256_file
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training import review_threshold, train
