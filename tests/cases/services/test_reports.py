@@ -178,7 +178,7 @@ def test_an_amendment_says_what_it_supersedes_and_why(case, clinician):
     assert "Final report, version 1" in flat(pdf_text(services.case_report_bytes(report=first)))
 
 
-def test_a_demo_model_is_named_on_every_page(clinician):
+def test_every_page_names_the_demo_model_the_patient_and_the_case(clinician):
     patient = make_patient(clinician, "MRN-DEMO-9", "Patient D")
     specimen = default_specimen(patient, clinician)
     demo = make_model_version(is_demo=True)
@@ -192,6 +192,8 @@ def test_a_demo_model_is_named_on_every_page(clinician):
         assert "DEMO MODEL" in text
         assert "DRAFT,notsigned" in text.replace(" ", "")  # rotated: spacing is approximate
         assert "Research use only: not a diagnostic device." in text
+        # Who and which case on every page (the running footer).
+        assert f"Patient D · record MRN-DEMO-9 · specimen {specimen.accession_number}" in text
 
 
 def test_nothing_is_signed_when_the_report_cannot_be_rendered(case, clinician, monkeypatch):
