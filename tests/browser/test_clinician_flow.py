@@ -259,6 +259,11 @@ def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
     )
     assert status == 400, "a signed specimen must refuse new verdicts"
     _download_signed_pdf(browser, downloads)
+    # The amendment form stays closed until asked for.
+    assert not browser.find_element(
+        By.CSS_SELECTOR, "#sign-form textarea[name=reason]"
+    ).is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "#amend > summary").click()
     browser.find_element(
         By.CSS_SELECTOR, "#sign-form select[name=interpretation] option[value=Pre]"
     ).click()
