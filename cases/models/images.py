@@ -25,7 +25,7 @@ class SmearImage(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         PROCESSING = "processing", "Processing"
-        DONE = "done", "Done"
+        DONE = "done", "Classified"
         FAILED = "failed", "Failed"
 
     class FailureKind(models.TextChoices):
