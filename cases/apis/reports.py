@@ -2,6 +2,7 @@
 own members only (``Capability.REPORT``); every answer is audited."""
 
 from django.http import Http404, HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotAcceptable
@@ -73,12 +74,14 @@ class SpecimenFhirApi(ServiceErrorsMixin, APIView):
         tags=["reports"],
         description="A `collection` Bundle (FHIR 4.0.1) of a `DiagnosticReport` (status "
         "`final`, or `amended` from version 2; conclusion and conclusionCode = the signed "
-        "interpretation; presentedForm = the stored PDF), one `Observation` per image (the "
-        "verified class; the model's label, votes, agreement, probabilities and flags as "
-        "components), the `Specimen` (accession number, collection date) and a `Device` per "
-        "model version. The patient is referenced by the pseudonymous label only. Validated "
-        "with `fhir.resources` before it is sent. `?version=N` for an earlier version. 409 "
-        "while the specimen is not signed. Members of the lab only.",
+        "interpretation; presentedForm = the stored PDF by URL, with its size and SHA-1 hash: "
+        "the PDF prints the record number, which the bundle itself never carries), one "
+        "`Observation` per image (the verified class; the model's label, votes, agreement, "
+        "probabilities and flags as components), the `Specimen` (accession number, collection "
+        "date) and a `Device` per model version. The patient is referenced by the "
+        "pseudonymous label only. Validated with `fhir.resources` before it is sent. "
+        "`?version=N` for an earlier version. 409 while the specimen is not signed. Members "
+        "of the lab only.",
         parameters=[OpenApiParameter("version", int, required=False)],
         responses={
             (200, FHIR_JSON): OpenApiTypes.OBJECT,
@@ -103,7 +106,13 @@ class SpecimenFhirApi(ServiceErrorsMixin, APIView):
             raise services.ActionRefused(
                 "No stored report for this version (signed before reports were stored)."
             )
-        bundle = specimen_bundle(report=report, pdf=services.case_report_bytes(report=report))
+        pdf_url = request.build_absolute_uri(
+            reverse("api:specimen-report-pdf", args=[specimen.pk])
+            + f"?version={report.sign_off.version}"
+        )
+        bundle = specimen_bundle(
+            report=report, pdf=services.case_report_bytes(report=report), pdf_url=pdf_url
+        )
         services.audit_read(
             request=request,
             event_type=EventType.FHIR_EXPORTED,

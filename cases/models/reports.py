@@ -34,5 +34,8 @@ class CaseReport(AppendOnlyModel):
     def filename(self) -> str:
         """What a download is called: ``<accession>-v<version>.pdf`` (no patient data)."""
         specimen = self.sign_off.specimen
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in specimen.accession_number)
+        safe = "".join(
+            c if (c.isascii() and c.isalnum()) or c in "-_." else "_"
+            for c in specimen.accession_number
+        )
         return f"report-{safe}-v{self.sign_off.version}.pdf"

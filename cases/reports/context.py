@@ -49,11 +49,21 @@ class VersionFigures:
     figures: dict = field(default_factory=dict)
 
 
-def report_context(*, specimen: Specimen, sign_off: SignOff | None = None, user=None) -> dict:
+def report_context(
+    *,
+    specimen: Specimen,
+    sign_off: SignOff | None = None,
+    user=None,
+    strict: bool = False,
+    thumbnails: bool = True,
+) -> dict:
     """The template context of ``cases/report.html``.
 
     ``sign_off``: the signed version to report; ``None`` reports the current one of a signed
-    specimen, and a draft (watermarked, not signed) of one not signed yet.
+    specimen, and a draft (watermarked, not signed) of one not signed yet. ``strict``: a
+    thumbnail that cannot be read raises ``ReportRenderError`` (a report about to be signed
+    must not say "image unavailable" forever); otherwise its row says so. ``thumbnails=False``
+    leaves them out (FHIR does not use them).
     """
     if sign_off is None and specimen.is_signed:
         sign_off = specimen.sign_offs.select_related("signed_by").order_by("-version").first()
@@ -63,7 +73,10 @@ def report_context(*, specimen: Specimen, sign_off: SignOff | None = None, user=
         .filter(specimen=specimen)
         .order_by("uploaded_at", "id")
     )
-    rows = [_row(number, image) for number, image in enumerate(images, start=1)]
+    rows = [
+        _row(number, image, strict=strict, thumbnails=thumbnails)
+        for number, image in enumerate(images, start=1)
+    ]
     summary = specimen_summary(images=images)
     versions = _versions(rows)
     return {
@@ -92,27 +105,32 @@ def report_context(*, specimen: Specimen, sign_off: SignOff | None = None, user=
     }
 
 
-def _row(number: int, image: SmearImage) -> ReportRow:
+def _row(number: int, image: SmearImage, *, strict: bool, thumbnails: bool) -> ReportRow:
     predictions = image.predictions.all()
     prediction = predictions[0] if predictions else None
     return ReportRow(
         number=number,
         image=image,
-        thumbnail=_thumbnail_uri(image),
+        thumbnail=_thumbnail_uri(image, strict=strict) if thumbnails else "",
         result=PredictionView.of(prediction) if prediction else None,
         flags=flag_badges(image.current_flags),
         verdict=image.current_verdict,
     )
 
 
-def _thumbnail_uri(image: SmearImage) -> str:
+def _thumbnail_uri(image: SmearImage, *, strict: bool) -> str:
     from ..services.uploads import image_thumbnail_ensure
+    from .pdf import ReportRenderError
 
     try:
         name = image_thumbnail_ensure(image=image)
         with default_storage.open(name, "rb") as handle:
             data = handle.read()
     except Exception as exc:  # a missing or unreadable file: the report says so in its row
+        if strict:
+            raise ReportRenderError(
+                f"The thumbnail of image #{image.pk} cannot be read ({exc})."
+            ) from exc
         log.warning("Report: no thumbnail for image %s: %s", image.pk, exc)
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")

@@ -1,12 +1,16 @@
 """A signed specimen as FHIR R4 (4.0.1), for the laboratory information system.
 
 One ``Bundle`` (type ``collection``) holds the ``DiagnosticReport`` (status ``final``, or
-``amended`` from version 2; its conclusion is the signed interpretation; ``presentedForm`` is the
-stored PDF), one ``Observation`` per image (the verified class as its value, the model's label,
-votes, agreement, probabilities and flags as components), the ``Specimen`` (accession number,
+``amended`` from version 2; its conclusion is the signed interpretation; ``presentedForm``
+refers to the stored PDF by URL, with its size and hash), one ``Observation`` per image (the
+verified class as its value, the model's label, votes, agreement, probabilities and flags as
+components), the ``Specimen`` (accession number,
 collection date, type) and a ``Device`` per model version. The patient is referenced by the
-pseudonymous label only: no ``Patient`` resource and no record number leave in it. The LIS
-matches the report by the specimen's accession number, which is its own key.
+pseudonymous label only: no ``Patient`` resource and no record number leave in it. The PDF,
+which a laboratory files and which therefore prints the record number, is not embedded: the LIS
+fetches it from ``presentedForm.url`` with its own credentials (lab members only, audited) and
+can check it against ``hash`` and ``size``. The LIS matches the report by the specimen's
+accession number, which is its own key.
 
 Every resource is built with ``fhir.resources`` (pinned to 6.1.0, the last release whose
 models are R4 4.0.1; later releases model R4B and R5), whose pydantic models validate types,
@@ -58,11 +62,12 @@ def _class(label: str) -> dict:
     return _coding(system("CodeSystem", "all-class"), label, CLASS_NAMES.get(label, label))
 
 
-def specimen_bundle(*, report: CaseReport, pdf: bytes) -> Bundle:
-    """The FHIR bundle of the signed version ``report`` (with its stored, verified ``pdf``)."""
+def specimen_bundle(*, report: CaseReport, pdf: bytes, pdf_url: str) -> Bundle:
+    """The FHIR bundle of the signed version ``report``: ``pdf`` is its stored, verified bytes
+    (for the attachment's size and hash), ``pdf_url`` the absolute address it is served at."""
     sign_off = report.sign_off
     specimen = sign_off.specimen
-    context = report_context(specimen=specimen, sign_off=sign_off)
+    context = report_context(specimen=specimen, sign_off=sign_off, thumbnails=False)
     lab = specimen.lab
     ids = {
         "report": _uuid("lab", lab.pk, "report", specimen.accession_number, sign_off.version),
@@ -84,7 +89,7 @@ def specimen_bundle(*, report: CaseReport, pdf: bytes) -> Bundle:
         for row in context["rows"]
     ]
     entries = [
-        _entry(ids["report"], _diagnostic_report(report, pdf, subject, ids, observations)),
+        _entry(ids["report"], _diagnostic_report(report, pdf, pdf_url, subject, ids, observations)),
         _entry(ids["specimen"], _specimen(specimen, subject)),
         *(
             _entry(oid, _observation(row, subject, ids["specimen"], devices))
@@ -112,7 +117,7 @@ def _entry(resource_id: str, resource: dict) -> dict:
     return {"fullUrl": f"urn:uuid:{resource_id}", "resource": {"id": resource_id, **resource}}
 
 
-def _diagnostic_report(report, pdf, subject, ids, observations) -> dict:
+def _diagnostic_report(report, pdf, pdf_url, subject, ids, observations) -> dict:
     sign_off = report.sign_off
     specimen = sign_off.specimen
     signer = sign_off.signed_by
@@ -157,7 +162,7 @@ def _diagnostic_report(report, pdf, subject, ids, observations) -> dict:
             {
                 "contentType": "application/pdf",
                 "language": "en",
-                "data": base64.b64encode(pdf).decode("ascii"),
+                "url": pdf_url,
                 "size": len(pdf),
                 # FHIR's Attachment.hash is the base64 SHA-1; the SHA-256 is in the title.
                 "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode("ascii"),  # noqa: S324

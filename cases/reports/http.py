@@ -38,7 +38,7 @@ def requested_version(raw: str | None) -> int | None:
     """``?version=N`` of a request: ``None`` when absent; ``Http404`` when not a number."""
     if raw in (None, ""):
         return None
-    if not str(raw).isdigit():
+    if not (str(raw).isascii() and str(raw).isdigit()):
         raise Http404("No such report version.")
     return int(raw)
 
@@ -74,7 +74,7 @@ def image_csv_for(request, lab):
     for a bad date range and ``Http404`` for a specimen outside the lab."""
     specimen_id = request.GET.get("specimen")
     if specimen_id:
-        if not specimen_id.isdigit():
+        if not (specimen_id.isascii() and specimen_id.isdigit()):
             raise ValidationError("'specimen' must be a specimen id.")
         specimen = selectors.specimen_get(user=request.user, pk=int(specimen_id))
         if specimen.lab_id != lab.pk:

@@ -58,7 +58,12 @@ def date_range(params: Mapping) -> tuple[date, date]:
                 f"'{key}' must be a date as YYYY-MM-DD, not {raw[:20]!r}.", code="invalid_date"
             ) from None
     end = parsed["to"]
-    start = parsed["from"] or end - timedelta(days=30)
+    try:
+        start = parsed["from"] or end - timedelta(days=30)
+    except OverflowError:
+        raise ValidationError(
+            "'to' is too early; give 'from' as well.", code="invalid_date"
+        ) from None
     if start > end:
         raise ValidationError("'from' is after 'to'.", code="invalid_range")
     if (end - start).days + 1 > settings.LP_CSV_MAX_DAYS:

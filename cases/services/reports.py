@@ -27,7 +27,7 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
     specimen = sign_off.specimen
     try:
         rendered = render_report_pdf(
-            report_context(specimen=specimen, sign_off=sign_off, user=user)
+            report_context(specimen=specimen, sign_off=sign_off, user=user, strict=True)
         )
     except ReportRenderError:
         raise
@@ -37,20 +37,24 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
     digest = hashlib.sha256(rendered.content).hexdigest()
     report = CaseReport(sign_off=sign_off, sha256=digest, size=len(rendered.content))
     name = report.file.field.generate_filename(report, "report.pdf")
-    stored = None
+    # Never reuse or overwrite: every signed version's bytes differ (its time of signing).
+    if default_storage.exists(name):
+        raise ReportRenderError(f"A report is already stored as {name}; nothing was signed.")
     try:
-        if not default_storage.exists(name):  # identical bytes are stored once
-            stored = default_storage.save(name, ContentFile(rendered.content))
-            if stored != name:
-                raise ReportRenderError(f"Storage renamed the report to {stored}.")
+        stored = default_storage.save(name, ContentFile(rendered.content))
+        if stored != name:
+            default_storage.delete(stored)
+            raise ReportRenderError(f"Storage renamed the report to {stored}.")
         report.file.name = name
         report.pages = rendered.pages
         report.render_seconds = rendered.seconds
         report.save()
-    except Exception:
-        if stored:
-            default_storage.delete(stored)
-        raise
+    except Exception as exc:
+        if default_storage.exists(name):  # also a file half-written when the disk filled up
+            default_storage.delete(name)
+        if isinstance(exc, ReportRenderError):
+            raise
+        raise ReportRenderError(f"The report could not be stored ({exc}).") from exc
     _audit_rendered(report, rendered, user=user, address=address)
     return report
 

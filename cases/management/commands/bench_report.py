@@ -16,6 +16,7 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
@@ -55,7 +56,12 @@ class Command(BaseCommand):
         if opts["images"] < 1 or opts["repeats"] < 1:
             raise CommandError("--images and --repeats must be at least 1.")
         files = list(_image_files(opts["data_dir"], opts["images"]))
-        with tempfile.TemporaryDirectory() as media, override_settings(MEDIA_ROOT=media):
+        with (
+            tempfile.TemporaryDirectory() as media,
+            override_settings(
+                MEDIA_ROOT=media, STORAGES={**settings.STORAGES, "default": _local_storage(media)}
+            ),
+        ):
             try:
                 with transaction.atomic():
                     figures, pdf = _bench(files, opts["repeats"])
@@ -74,6 +80,15 @@ class Command(BaseCommand):
             f"Signed PDF rendered in {figures['signed_render_s']:.2f} s; draft renders "
             f"(context + PDF) median {figures['render_median_s']:.2f} s over {opts['repeats']}."
         )
+
+
+def _local_storage(folder: str) -> dict:
+    """A throw-away filesystem storage: whatever ``default`` is here (a folder, S3), the case's
+    files go to a temporary folder that disappears with the command."""
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": folder},
+    }
 
 
 def _bench(files: list[tuple[str, bytes]], repeats: int) -> tuple[dict, bytes]:

@@ -49,8 +49,9 @@ def test_the_signed_pdf_comes_back_byte_for_byte_and_is_audited(clinician_api, s
     assert AuditEvent.objects.filter(
         specimen=specimen, event_type=EventType.REPORT_DOWNLOADED
     ).exists()
-    missing = clinician_api.get(f"/api/v1/specimens/{specimen.pk}/report.pdf?version=7")
-    assert missing.status_code == 404
+    for version in ("7", "²", "x"):
+        missing = clinician_api.get(f"/api/v1/specimens/{specimen.pk}/report.pdf?version={version}")
+        assert missing.status_code == 404, version
 
 
 def test_an_unsigned_specimen_gives_a_draft_pdf_and_no_fhir(clinician_api, specimen):
@@ -71,6 +72,10 @@ def test_fhir_is_served_as_fhir_json_and_validates(clinician_api, specimen):
     assert response["Content-Type"] == "application/fhir+json"
     bundle = Bundle.parse_raw(response.content)
     kinds = [entry.resource.resource_type for entry in bundle.entry]
+    form = bundle.entry[0].resource.presentedForm[0]
+    pdf = clinician_api.get(form.url)  # the PDF by reference, with the same credentials
+    assert pdf.status_code == 200 and len(pdf.content) == form.size
+    assert b"MRN-API-REP" not in response.content
     assert kinds.count("DiagnosticReport") == 1 and kinds.count("Observation") == 2
     assert AuditEvent.objects.filter(specimen=specimen, event_type=EventType.FHIR_EXPORTED).exists()
 
@@ -99,8 +104,9 @@ def test_the_csv_streams_the_labs_images_with_a_header(clinician_api, specimen):
     rows = list(csv.DictReader(io.StringIO(body)))
     assert {row["accession_number"] for row in rows} == {specimen.accession_number}
     assert all(row["verdict"] == "confirm" for row in rows)
-    bad = clinician_api.get(f"/api/v1/labs/{specimen.lab_id}/images.csv?from=yesterday")
-    assert bad.status_code == 400 and "YYYY-MM-DD" in str(bad.json())
+    for query in ("from=yesterday", "to=0001-01-01", "specimen=²"):
+        bad = clinician_api.get(f"/api/v1/labs/{specimen.lab_id}/images.csv?{query}")
+        assert bad.status_code == 400, (query, bad.status_code)
 
 
 def test_the_print_view_prints_no_forms_and_the_page_offers_the_reports(

@@ -214,7 +214,8 @@ def test_nothing_is_signed_when_the_report_cannot_be_rendered(case, clinician, m
 def test_fhir_bundle_validates_round_trips_and_carries_the_case(case, clinician):
     report = CaseReport.objects.get(sign_off=sign(case, clinician))
     pdf = services.case_report_bytes(report=report)
-    bundle = specimen_bundle(report=report, pdf=pdf)
+    url = "https://portal.example/api/v1/specimens/1/report.pdf?version=1"
+    bundle = specimen_bundle(report=report, pdf=pdf, pdf_url=url)
     raw = bundle.json()
     again = Bundle.parse_raw(raw)  # validates every resource again
     assert json.loads(again.json()) == json.loads(raw)
@@ -227,8 +228,10 @@ def test_fhir_bundle_validates_round_trips_and_carries_the_case(case, clinician)
     assert dr["conclusionCode"][0]["coding"][0]["code"] == "Pre"
     assert dr["conclusion"].startswith("Pre-B ALL")
     form = dr["presentedForm"][0]
-    assert base64.b64decode(form["data"]) == pdf and form["contentType"] == "application/pdf"
-    assert report.sha256 in form["title"]
+    # The PDF by reference (it prints the record number), with what checks it.
+    assert "data" not in form and form["url"] == url and form["contentType"] == "application/pdf"
+    assert form["size"] == len(pdf) and report.sha256 in form["title"]
+    assert base64.b64decode(form["hash"]) == hashlib.sha1(pdf).digest()  # noqa: S324
     (specimen,) = resources["Specimen"]
     assert specimen["accessionIdentifier"]["value"] == case.accession_number
     assert len(resources["Observation"]) == 3
@@ -254,7 +257,9 @@ def test_an_amended_report_is_amended_in_fhir(case, clinician):
         specimen=case, user=clinician, interpretation="Pro", comment="", reason="Review"
     )
     report = CaseReport.objects.get(sign_off=amended)
-    bundle = specimen_bundle(report=report, pdf=services.case_report_bytes(report=report))
+    bundle = specimen_bundle(
+        report=report, pdf=services.case_report_bytes(report=report), pdf_url="https://x/r.pdf"
+    )
     dr = json.loads(bundle.json())["entry"][0]["resource"]
     assert dr["status"] == "amended" and "supersedes version 1" in dr["conclusion"]
 
@@ -326,3 +331,41 @@ def test_rendering_a_report_leaves_truncated_uploads_refused(case, clinician):
     data = image_bytes("JPEG", seed=3030)
     with pytest.raises(ImageDecodeError, match="damaged or incomplete"):
         decode_image(data[: len(data) // 2])
+
+
+def test_a_thumbnail_that_cannot_be_read_signs_nothing(case, clinician):
+    """A signed PDF is for ever: it must not be stored with "image unavailable" in it."""
+    image = case.images.order_by("id").first()
+    default_storage.delete(image.thumbnail.name)
+    default_storage.delete(image.file.name)  # nothing to remake the thumbnail from
+    with pytest.raises(services.ReportRenderError, match=f"image #{image.pk}"):
+        sign(case, clinician)
+    case.refresh_from_db()
+    assert not case.is_signed and not CaseReport.objects.exists()
+    # A draft still renders, and says so in the row.
+    text = flat(pdf_text(services.draft_report_pdf(specimen=case, user=clinician).content))
+    assert "Image file unavailable" in text
+
+
+def test_a_storage_failure_signs_nothing_and_leaves_no_file(case, clinician, monkeypatch):
+    written = []
+    real_save = default_storage.save
+
+    def failing_save(name, content, **kwargs):
+        stored = real_save(name, io.BytesIO(b"%PDF-1.7 half"), **kwargs)
+        written.append(stored)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(default_storage, "save", failing_save)
+    with pytest.raises(services.ReportRenderError, match="could not be stored"):
+        sign(case, clinician)
+    assert written and not default_storage.exists(written[0])
+    assert not CaseReport.objects.exists() and not case.sign_offs.exists()
+
+
+def test_a_report_filename_is_plain_ascii():
+    from cases.models import Lab, Patient, SignOff
+
+    specimen = Specimen(accession_number="ÄCC²/1 x", lab=Lab(name="L"), patient=Patient())
+    report = CaseReport(sign_off=SignOff(specimen=specimen, version=2))
+    assert report.filename == "report-_CC__1_x-v2.pdf"
