@@ -50,7 +50,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from inference.exceptions import ImageDecodeError
 
@@ -298,6 +298,9 @@ def decode_image(data: ImageSource, *, max_pixels: int | None = None) -> np.ndar
             f"decode_image expects bytes, a path or a binary file object, got {type(data).__name__}"
         )
 
+    # "Complete" relies on a process-wide Pillow switch that other libraries turn on when they
+    # are imported (WeasyPrint does, for the case reports): set it back here, where it counts.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(source) as img:
             pixels = img.width * img.height

@@ -42,7 +42,6 @@ def render_report_pdf(context: dict) -> RenderedPdf:
             f"WeasyPrint cannot load its system libraries ({exc}); run the README's set-up "
             "command, which installs them."
         ) from exc
-    _refuse_truncated_images_again()
     started = time.perf_counter()
     stylesheet = finders.find(STYLESHEET)
     if not stylesheet:
@@ -55,12 +54,3 @@ def render_report_pdf(context: dict) -> RenderedPdf:
     return RenderedPdf(
         content=content, pages=len(document.pages), seconds=time.perf_counter() - started
     )
-
-
-def _refuse_truncated_images_again() -> None:
-    """WeasyPrint sets Pillow's process-wide ``LOAD_TRUNCATED_IMAGES`` when it is imported. In
-    the web process that would let a half-uploaded smear through upload validation, filled with
-    grey. The report embeds only complete thumbnails made here, so the flag goes back off."""
-    from PIL import ImageFile
-
-    ImageFile.LOAD_TRUNCATED_IMAGES = False

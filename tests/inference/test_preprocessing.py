@@ -127,6 +127,16 @@ def test_truncated_image_raises_image_decode_error():
         pp.decode_image(data[: len(data) // 2])
 
 
+def test_a_truncated_image_is_refused_even_after_a_library_allowed_them(monkeypatch):
+    """WeasyPrint (the case reports) sets Pillow's LOAD_TRUNCATED_IMAGES on import."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = _encode(Image.fromarray(_gradient(200, 200)), "JPEG")
+    with pytest.raises(ImageDecodeError, match="damaged or incomplete"):
+        pp.decode_image(data[: len(data) // 2])
+
+
 def test_missing_path_raises_image_decode_error(tmp_path):
     with pytest.raises(ImageDecodeError, match="No image file"):
         pp.decode_image(tmp_path / "nope.png")
