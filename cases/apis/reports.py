@@ -1,7 +1,7 @@
 """Reports through the API: the signed PDF, the FHIR R4 bundle, the image CSV. For the lab's
 own members only (``Capability.REPORT``); every answer is audited."""
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,7 +18,7 @@ from ..reports.http import (
     image_csv_for,
     pdf_response,
     report_pdf_for,
-    requested_version,
+    stored_report,
 )
 from ..roles import Capability, require
 from .common import FORBIDDEN, NOT_FOUND, REFUSED, VALIDATION_ERROR, ServiceErrorsMixin
@@ -98,10 +98,7 @@ class SpecimenFhirApi(ServiceErrorsMixin, APIView):
             raise services.ActionRefused(
                 "The specimen is not signed out: FHIR is sent for signed reports only."
             )
-        version = requested_version(request.query_params.get("version"))
-        report = services.signed_report(specimen=specimen, version=version)
-        if report is None and version is not None:
-            raise Http404("No such report version.")
+        report = stored_report(specimen, request.query_params.get("version"))
         if report is None:
             raise services.ActionRefused(
                 "No stored report for this version (signed before reports were stored)."

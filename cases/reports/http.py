@@ -43,13 +43,22 @@ def requested_version(raw: str | None) -> int | None:
     return int(raw)
 
 
+def stored_report(specimen, raw_version: str | None):
+    """The stored report a request asks for: ``?version=N``, else the latest; ``None`` when
+    no version is asked and none is stored. ``Http404`` for a version that does not exist."""
+    version = requested_version(raw_version)
+    report = services.signed_report(specimen=specimen, version=version)
+    if report is None and version is not None:
+        raise Http404("No such report version.")
+    return report
+
+
 def report_pdf_for(request, specimen, raw_version: str | None) -> tuple[bytes, str]:
     """``(pdf, filename)`` for the page and the API alike, audited. Raises ``Http404`` for a
     version that does not exist."""
-    version = requested_version(raw_version)
-    if specimen.is_signed or version is not None:
-        report = services.signed_report(specimen=specimen, version=version)
-        if report is None:
+    if specimen.is_signed or raw_version not in (None, ""):
+        report = stored_report(specimen, raw_version)
+        if report is None:  # signed before reports were stored
             raise Http404("No such report version.")
         content = services.case_report_bytes(report=report)
         services.audit_read(
