@@ -31,14 +31,20 @@ def small_run(tmp_path_factory, smears):
 
     root = tmp_path_factory.mktemp("small-run")
     with override_settings(VAR_DIR=root / "var"):
-        ctx, _, metrics = pipeline.retrain(
-            data_dir=smears,
-            profile=_small_profile(root),
-            seed=11,
-            run_dir=root / "run",
-            register=False,
-            progress=False,
-        )
+        return _small_retrain(root, smears)
+
+
+def _small_retrain(root, smears):
+    """``(run context, metrics)`` of the two-member profile, seed 11, in ``root``: the one
+    command the reproducibility test runs twice."""
+    ctx, _, metrics = pipeline.retrain(
+        data_dir=smears,
+        profile=_small_profile(root),
+        seed=11,
+        run_dir=root / "run",
+        register=False,
+        progress=False,
+    )
     return ctx, metrics
 
 
@@ -207,14 +213,7 @@ def _small_profile(tmp_path):
 def test_same_seed_same_split_and_metrics(tmp_path, smears, small_run, settings):
     settings.VAR_DIR = tmp_path / "var"
     a, ma = small_run
-    b, _, mb = pipeline.retrain(
-        data_dir=smears,
-        profile=_small_profile(tmp_path),
-        seed=11,
-        run_dir=tmp_path / "run",
-        register=False,
-        progress=False,
-    )
+    b, mb = _small_retrain(tmp_path, smears)
     assert (a.split.train, a.split.val, a.split.test) == (b.split.train, b.split.val, b.split.test)
     assert a.config["data_fingerprint"] == b.config["data_fingerprint"]
     for name in ("accuracy", "macro_f1", "ece"):
