@@ -72,13 +72,37 @@ def classification_failed(image, prediction):
 
 
 @flag_rule(
+    "out_of_domain",
+    label="Outside the model's domain",
+    description="The image is unlike the images the model version was trained on (another "
+    "laboratory's stain or camera, another magnification, or not a blood smear): its label is "
+    "withheld and a person must classify it.",
+    priority=15,
+)
+def out_of_domain(image, prediction):
+    if prediction is None or not prediction.out_of_domain:
+        return None
+    parts = prediction.ood_parts or {}
+    detail = f"score {prediction.ood_score:.2f} × the detector's threshold"
+    if parts:
+        detail += f" (members' features {parts.get('features', 0):.2f}, "
+        detail += f"colour and texture {parts.get('image', 0):.2f})"
+    return detail
+
+
+def _labelled(prediction) -> bool:
+    """A prediction whose label is shown: the vote-based reasons apply only to those."""
+    return prediction is not None and not prediction.out_of_domain
+
+
+@flag_rule(
     "split_vote",
     label="Split vote",
     description="No class won more than half of the members' votes.",
     priority=20,
 )
 def split_vote(image, prediction):
-    if prediction is not None and prediction.agreement == prediction.Agreement.SPLIT:
+    if _labelled(prediction) and prediction.agreement == prediction.Agreement.SPLIT:
         return f"{prediction.votes} of {prediction.member_count} members voted {prediction.label}"
     return None
 
@@ -90,7 +114,7 @@ def split_vote(image, prediction):
     priority=30,
 )
 def bare_majority(image, prediction):
-    if prediction is None or prediction.agreement != prediction.Agreement.MAJORITY:
+    if not _labelled(prediction) or prediction.agreement != prediction.Agreement.MAJORITY:
         return None
     if (prediction.votes - 1) * 2 <= prediction.member_count:
         return f"{prediction.votes} of {prediction.member_count} members voted {prediction.label}"
@@ -105,7 +129,7 @@ def bare_majority(image, prediction):
     priority=40,
 )
 def below_review_threshold(image, prediction):
-    if prediction is None:
+    if not _labelled(prediction):
         return None
     version = prediction.model_version
     if version.needs_review(prediction.probabilities):

@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 
 from inference import admin_display as display
 from inference import registry
+from inference.artifacts import stored_artifacts
 from inference.exceptions import InferenceError
 from inference.models import ModelVersion
 from inference.preprocessing import CONFIG_KEYS
@@ -169,7 +170,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="plots and files")
     def artifacts_display(self, obj):
-        artifacts = registry.stored_artifacts(obj)
+        artifacts = stored_artifacts(obj)
         if not artifacts:
             return "—"
         aliases: dict[str, list[str]] = {}

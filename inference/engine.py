@@ -14,6 +14,7 @@ and loads the new version when it changed, so workers follow activations without
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
@@ -28,8 +29,10 @@ from django.conf import settings
 
 import inference.layers  # noqa: F401 - registers InputScaling for load_model
 from inference import preprocessing, voting
+from inference.artifacts import ood_local_path
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
+from inference.ood import OODDetector, image_statistics, split_features
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +72,11 @@ def build_fused_model(
     interpolation: str = "bilinear",
     tta: str = "none",
 ) -> keras.Model:
-    """One model computing every member: input (N, S, S, 3) float32 0..255 → (N, members, C).
+    """One model computing every member: input (N, S, S, 3) float32 0..255 → (N, members, C),
+    and, when every member has the ``avg_pool`` layer of ``inference.architectures``, a second
+    output (N, sum of the members' feature sizes): their pooled features, concatenated in
+    member order, for the out-of-domain detector (``inference.ood``). Same call, no second
+    pass over the members.
 
     A member whose input size is not ``input_size`` gets a ``Resizing`` layer in front
     (``interpolation`` is a preprocessing interpolation name). Prefer members trained at the
@@ -77,7 +84,7 @@ def build_fused_model(
     The member models are renamed ``member_<name>`` so that members of the same architecture
     can coexist. With test-time views (``tta``, see ``preprocessing.TTA_VIEWS``) the views are
     stacked along the batch axis, each member runs once on all of them and its probabilities
-    are averaged over the views.
+    (and features) are averaged over the views.
     """
     if len(member_models) != len(names) or not names:
         raise ValueError("build_fused_model needs one name per member and at least one member")
@@ -87,11 +94,14 @@ def build_fused_model(
     if len(classes) != 1:
         raise ValueError(f"members disagree on the number of classes: {sorted(classes)}")
     inputs = keras.Input(shape=(input_size, input_size, 3), dtype="float32", name="ensemble_image")
-    views = preprocessing.TTA_VIEWS[tta]
+    views = len(preprocessing.TTA_VIEWS[tta])
     x_all = inputs
-    if len(views) > 1:
-        x_all = keras.ops.concatenate([_view(inputs, *flips) for flips in views], axis=0)
-    outputs = []
+    if views > 1:
+        x_all = keras.ops.concatenate(
+            [_view(inputs, *flips) for flips in preprocessing.TTA_VIEWS[tta]], axis=0
+        )
+    with_features = all(_has_layer(m, "avg_pool") for m in member_models)
+    probs_out, features_out = [], []
     for model, name in zip(member_models, names, strict=True):
         _, height, width, channels = model.input_shape
         if channels != 3:
@@ -100,14 +110,30 @@ def build_fused_model(
         if (height, width) != (input_size, input_size):
             x = member_resizing(height, input_size, interpolation, name=f"resize_{name}")(x_all)
         model.name = f"member_{name}"
-        probs = model(x, training=False)
-        if len(views) > 1:
-            probs = keras.ops.mean(
-                keras.ops.reshape(probs, (len(views), -1, int(probs.shape[-1]))), axis=0
+        if with_features:
+            both = keras.Model(
+                model.inputs, [model.output, model.get_layer("avg_pool").output], name=f"{name}_f"
             )
-        outputs.append(probs)
-    stacked = keras.ops.stack(outputs, axis=1)
+            probs, features = both(x, training=False)
+            features_out.append(_mean_over_views(features, views))
+        else:
+            probs = model(x, training=False)
+        probs_out.append(_mean_over_views(probs, views))
+    stacked = keras.ops.stack(probs_out, axis=1)
+    if with_features:
+        outputs = [stacked, keras.ops.concatenate(features_out, axis=1)]
+        return keras.Model(inputs, outputs, name="fused_ensemble")
     return keras.Model(inputs, stacked, name="fused_ensemble")
+
+
+def _has_layer(model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
+
+
+def _mean_over_views(x, views: int):
+    if views == 1:
+        return x
+    return keras.ops.mean(keras.ops.reshape(x, (views, -1, int(x.shape[-1]))), axis=0)
 
 
 def _view(x, flip_rows: bool, flip_cols: bool):
@@ -131,6 +157,7 @@ class EnsembleEngine:
     preprocessing: dict[str, Any]
     batch_size: int = DEFAULT_BATCH_SIZE
     fingerprint: tuple = field(default=())
+    ood: OODDetector | None = None
 
     @classmethod
     def from_version(
@@ -147,7 +174,7 @@ class EnsembleEngine:
         Raises ``ArtifactIntegrityError`` naming the member whose file is missing, corrupt,
         unloadable or does not fit the version (input size, number of classes).
         """
-        from inference.registry import artifact_local_path
+        from inference.artifacts import artifact_local_path
 
         cfg = preprocessing.resolve_config({"tta": tta}, version.preprocessing)
         if not version.members:
@@ -166,13 +193,16 @@ class EnsembleEngine:
             _check_member(model, member, version)
             models.append(model)
             names.append(member["name"])
-        engine = cls.from_models(version, models, names, cfg, batch_size=batch_size)
+        engine = cls.from_models(
+            version, models, names, cfg, batch_size=batch_size, ood=load_ood_detector(version)
+        )
         logger.info(
-            "loaded %s: members %s, input %s px, test-time views %s",
+            "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s",
             version,
             names,
             cfg["input_size"],
             cfg["tta"],
+            "yes" if engine.ood else "none",
         )
         return engine
 
@@ -185,8 +215,10 @@ class EnsembleEngine:
         config: dict[str, Any],
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        ood: OODDetector | None = None,
     ) -> EnsembleEngine:
-        """Fuse loaded member models under ``version`` (saved or not) with a resolved config."""
+        """Fuse loaded member models under ``version`` (saved or not) with a resolved config;
+        ``ood``: its out-of-domain detector, whose members must be these members."""
         fused = build_fused_model(
             models,
             names,
@@ -203,7 +235,30 @@ class EnsembleEngine:
             preprocessing=config,
             batch_size=batch_size,
             fingerprint=version_fingerprint(version, config),
-        )
+        ).with_ood(ood)
+
+    def with_ood(self, ood: OODDetector | None) -> EnsembleEngine:
+        """This engine with ``ood`` as its detector (checked against the fused features)."""
+        if ood is not None:
+            if not self.feature_dims:
+                raise ArtifactIntegrityError(
+                    f"{self.version}: the members expose no pooled features for the "
+                    "out-of-domain detector"
+                )
+            if ood.member_names != self.member_names or ood.feature_dims != self.feature_dims:
+                raise ArtifactIntegrityError(
+                    f"the out-of-domain detector of {self.version} was fitted on members "
+                    f"{ood.member_names} {ood.feature_dims}, the version has "
+                    f"{self.member_names} {self.feature_dims}"
+                )
+        return dataclasses.replace(self, ood=ood)
+
+    @property
+    def feature_dims(self) -> list[int]:
+        """Each member's pooled-feature size, or [] when the fused model outputs none."""
+        if len(self.fused_model.outputs) < 2:
+            return []
+        return [int(m.get_layer("avg_pool").output.shape[-1]) for m in self.member_models]
 
     @property
     def input_size(self) -> int:
@@ -215,7 +270,12 @@ class EnsembleEngine:
         self.predict_member_probs(dummy)
 
     def predict_member_probs(self, batch: np.ndarray) -> np.ndarray:
-        """Every member's probabilities for a prepared batch: (N, members, classes) float32.
+        """Every member's probabilities for a prepared batch: (N, members, classes) float32."""
+        return self.predict(batch)[0]
+
+    def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, members, classes) and the members' concatenated pooled features
+        (N, sum of ``feature_dims``; None when the fused model has none), both float32.
 
         ``batch`` is (N, S, S, 3) RGB in [0, 255] as ``preprocessing.prepare_batch`` makes it.
         Large batches are cut into ``batch_size`` chunks, one fused call each.
@@ -224,21 +284,27 @@ class EnsembleEngine:
         s = self.input_size
         if batch.ndim != 4 or batch.shape[1:] != (s, s, 3):
             raise ValueError(f"expected a batch of shape (N, {s}, {s}, 3), got {batch.shape}")
-        out = np.empty((len(batch), len(self.member_names), len(self.class_names)), np.float32)
-        for start in range(0, len(batch), self.batch_size):
+        n, dims = len(batch), self.feature_dims
+        probs = np.empty((n, len(self.member_names), len(self.class_names)), np.float32)
+        features = np.empty((n, sum(dims)), np.float32) if dims else None
+        for start in range(0, n, self.batch_size):
             chunk = batch[start : start + self.batch_size]
-            out[start : start + len(chunk)] = keras.ops.convert_to_numpy(
-                self.fused_model.predict_on_batch(chunk)
-            )
-        return out
+            out = self.fused_model.predict_on_batch(chunk)
+            if features is None:
+                probs[start : start + len(chunk)] = keras.ops.convert_to_numpy(out)
+            else:
+                probs[start : start + len(chunk)] = keras.ops.convert_to_numpy(out[0])
+                features[start : start + len(chunk)] = keras.ops.convert_to_numpy(out[1])
+        return probs, features
 
     def classify(self, images: Sequence[Any]) -> list[voting.EnsembleResult]:
         """Classify images (encoded bytes, paths, file objects or uint8 RGB arrays).
 
         Each chunk of ``batch_size`` images is decoded and prepared with the version's own
-        preprocessing config, run through the fused model in one call and voted;
-        ``inference_ms`` of each image is its chunk's wall time (preparation and model) divided
-        by the chunk's size. Raises ``ImageDecodeError`` (permanent) for an unreadable image.
+        preprocessing config, run through the fused model in one call, scored by the
+        out-of-domain detector when the version has one, and voted; ``inference_ms`` of each
+        image is its chunk's wall time (preparation and model) divided by the chunk's size.
+        Raises ``ImageDecodeError`` (permanent) for an unreadable image.
         """
         images = list(images)
         results: list[voting.EnsembleResult] = []
@@ -253,25 +319,33 @@ class EnsembleEngine:
                 for item in chunk
             ]
             batch = preprocessing.prepare_batch(prepared, self.preprocessing)
-            probs = self.predict_member_probs(batch)
+            probs, features = self.predict(batch)
+            scores = self.ood_scores(batch, features)
             per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(chunk)
-            results.extend(
-                voting.vote_batch(probs, self.class_names, self.member_names, per_image_ms)
-            )
+            voted = voting.vote_batch(probs, self.class_names, self.member_names, per_image_ms)
+            if scores is not None:
+                voted = [
+                    dataclasses.replace(
+                        result,
+                        out_of_domain=bool(scores.flagged[i]),
+                        ood_score=round(float(scores.score[i]), 6),
+                        ood_parts=scores.parts(i),
+                    )
+                    for i, result in enumerate(voted)
+                ]
+            results.extend(voted)
         return results
+
+    def ood_scores(self, batch: np.ndarray, features: np.ndarray | None):
+        """The detector's scores for a prepared batch and its fused features; None without
+        a detector."""
+        if self.ood is None or features is None:
+            return None
+        return self.ood.score(split_features(features, self.feature_dims), image_statistics(batch))
 
     def with_version(self, version: ModelVersion) -> EnsembleEngine:
         """The same loaded models under another version row with identical content."""
-        return EnsembleEngine(
-            version=version,
-            fused_model=self.fused_model,
-            member_models=self.member_models,
-            member_names=self.member_names,
-            class_names=self.class_names,
-            preprocessing=self.preprocessing,
-            batch_size=self.batch_size,
-            fingerprint=self.fingerprint,
-        )
+        return dataclasses.replace(self, version=version)
 
 
 def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = None) -> tuple:
@@ -282,7 +356,21 @@ def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = N
         for m in version.members
     )
     cfg = preprocessing.resolve_config(config if config is not None else version.preprocessing)
-    return (members, tuple(version.class_names), repr(sorted(cfg.items())))
+    ood = (version.ood or {}).get("sha256")
+    return (members, tuple(version.class_names), repr(sorted(cfg.items())), ood)
+
+
+def load_ood_detector(version: ModelVersion) -> OODDetector | None:
+    """The version's out-of-domain detector (sha256-verified), or None without one."""
+    path = ood_local_path(version)
+    if path is None:
+        return None
+    try:
+        return OODDetector.from_file(path, config=version.ood)
+    except ValueError as exc:
+        raise ArtifactIntegrityError(
+            f"the out-of-domain detector of {version} could not be loaded: {exc}"
+        ) from exc
 
 
 def _check_member(model, member: dict, version: ModelVersion) -> None:
@@ -335,8 +423,14 @@ def get_engine() -> EnsembleEngine | None:
             version = ModelVersion.objects.get(pk=active_pk)
         except ModelVersion.DoesNotExist:  # deleted between the two queries
             return None
-        if current is not None and current.fingerprint == version_fingerprint(version):
-            _engine = current.with_version(version)
+        fingerprint = version_fingerprint(version)
+        if current is not None and current.fingerprint[:-1] == fingerprint[:-1]:
+            # The same members and preprocessing: reuse the loaded models; only the
+            # out-of-domain detector (the fingerprint's last part) may differ.
+            ood = current.ood if current.fingerprint == fingerprint else load_ood_detector(version)
+            _engine = dataclasses.replace(
+                current.with_version(version).with_ood(ood), fingerprint=fingerprint
+            )
             logger.info("active version is now %s (same models as %s)", version, current.version)
             return _engine
         if current is not None:

@@ -48,6 +48,16 @@ class ModelVersion(models.Model):
             "for versions registered without one."
         ),
     )
+    ood = models.JSONField(
+        "out-of-domain detector",
+        default=dict,
+        blank=True,
+        help_text=(
+            "The detector that flags images unlike the training data (inference.ood): its "
+            "stored file (artifact, sha256, bytes), method, thresholds and validation figures. "
+            "Empty for versions registered without one: their results are never flagged."
+        ),
+    )
     data_fingerprint = models.CharField(max_length=64, blank=True)
     code_version = models.CharField(max_length=64, blank=True)
     notes = models.TextField(blank=True)
@@ -73,6 +83,10 @@ class ModelVersion(models.Model):
     def label(self) -> str:
         """How the version is shown on result pages: ``v3`` or ``v3 DEMO``."""
         return f"v{self.version}" + (" DEMO" if self.is_demo else "")
+
+    @property
+    def has_ood_detector(self) -> bool:
+        return bool((self.ood or {}).get("artifact"))
 
     @property
     def member_names(self) -> list[str]:

@@ -54,6 +54,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from inference.exceptions import ImageDecodeError
 
+# File suffixes read as images wherever a folder is walked (training data, classify_folder).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+
 CONFIG_KEYS = ("input_size", "interpolation", "contrast", "segmentation", "tta")
 
 DEFAULT_CONFIG: dict[str, Any] = {

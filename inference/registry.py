@@ -25,9 +25,7 @@ import logging
 import mimetypes
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -49,106 +47,6 @@ logger = logging.getLogger(__name__)
 _MEMBER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ADVISORY_LOCK_KEY = 0x1E0C_0001  # arbitrary constant: "registry writes" on PostgreSQL
 _CHUNK = 1024 * 1024
-
-
-# --- Reads ----------------------------------------------------------------------------------
-
-
-def get_active_version() -> ModelVersion | None:
-    """The active version, or None."""
-    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-
-
-def get_member(version: ModelVersion, member: str | Mapping[str, Any]) -> dict[str, Any]:
-    """A member dict of ``version`` by name (or the dict itself); KeyError if unknown."""
-    name = member["name"] if isinstance(member, Mapping) else member
-    for m in version.members:
-        if m["name"] == name:
-            return m
-    raise KeyError(f"{version} has no member {name!r}; members: {version.member_names}")
-
-
-def stored_artifacts(version: ModelVersion) -> dict[str, dict[str, Any]]:
-    """The extra files stored with a version: ``{name: {"artifact", "sha256", "bytes",
-    "content_type"}}`` from ``metrics["artifacts"]``.
-
-    An entry whose value is a string naming another stored entry (``"confusion_matrix":
-    "confusion_ensemble.png"``, as ``ml_training.evaluate`` lists its plots) is an alias and
-    resolves to that entry plus ``"alias_of": <entry name>``; other strings (files that were
-    never stored) are left out.
-    """
-    raw = (version.metrics or {}).get("artifacts") or {}
-    if not isinstance(raw, Mapping):
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in raw.items():
-        alias_of = None
-        if isinstance(value, str):
-            alias_of, value = value, raw.get(value)
-        if isinstance(value, Mapping) and isinstance(value.get("artifact"), str):
-            out[str(key)] = {**value, "alias_of": alias_of} if alias_of else dict(value)
-    return out
-
-
-def artifact_local_path(
-    version: ModelVersion, member: str | Mapping[str, Any], *, verify: bool = True
-) -> Path:
-    """A local file holding ``member``'s ``.keras`` artifact, checked against its sha256.
-
-    With a local ``FileSystemStorage`` this is the stored file itself. With a remote storage
-    (S3) the artifact is downloaded once to ``LP_MODEL_CACHE_DIR/<sha256>.keras`` (atomically:
-    a partial download is never visible) and reused afterwards. Raises ``ArtifactIntegrityError``
-    naming the member when the file is missing or its sha256 differs from the registry's.
-    """
-    m = get_member(version, member)
-    artifact, expected = m["artifact"], m["sha256"]
-    storage = default_storage
-    try:
-        path = Path(storage.path(artifact))
-    except NotImplementedError:
-        path = _cached_download(storage, artifact, expected, m["name"], version)
-    if not path.is_file():
-        raise ArtifactIntegrityError(
-            f"artifact of member {m['name']!r} of {version} is missing: {artifact}"
-        )
-    if verify:
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ArtifactIntegrityError(
-                f"artifact of member {m['name']!r} of {version} is corrupt or was replaced: "
-                f"sha256 {actual} != registered {expected} ({artifact})"
-            )
-    return path
-
-
-def verify_artifacts(version: ModelVersion) -> None:
-    """Check every member's artifact is there with its registered sha256, without loading it.
-
-    Raises ``ArtifactIntegrityError`` naming the first member that fails.
-    """
-    for member in version.members:
-        artifact_local_path(version, member)
-
-
-def _cached_download(storage, artifact: str, expected: str, member: str, version) -> Path:
-    cache_dir = Path(settings.LP_MODEL_CACHE_DIR)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"{expected}.keras"
-    if target.is_file() and sha256_file(target) == expected:
-        return target
-    if not storage.exists(artifact):
-        raise ArtifactIntegrityError(
-            f"artifact of member {member!r} of {version} is missing from storage: {artifact}"
-        )
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".download-", suffix=".keras")
-    try:
-        with os.fdopen(fd, "wb") as out, storage.open(artifact, "rb") as src:
-            shutil.copyfileobj(src, out, _CHUNK)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def code_version() -> str:
@@ -206,6 +104,7 @@ def register_version(
     notes: str = "",
     is_demo: bool = False,
     extra_files: Mapping[str, str | os.PathLike] | None = None,
+    ood: Mapping[str, Any] | None = None,
     activate: bool = False,
     user=None,
 ) -> ModelVersion:
@@ -221,7 +120,9 @@ def register_version(
     entries already in ``metrics["artifacts"]`` are kept (see ``stored_artifacts``).
     ``review_threshold`` (a probability, or None) is the top mean probability below which the
     version's results are flagged for human review; its figures belong in
-    ``metrics["review_threshold"]`` (``ml_training.review_threshold``).
+    ``metrics["review_threshold"]`` (``ml_training.review_threshold``). ``ood``: the
+    out-of-domain detector, ``{"path": <local .npz>, **config}`` (``inference.ood``), stored as
+    ``models/v{N}/ood.npz`` and recorded in ``ModelVersion.ood`` with its sha256.
 
     Raises ``ValueError`` (bad arguments, before anything is stored) or the storage/database
     error; in every failure case the files already copied are deleted and no row is created.
@@ -265,6 +166,7 @@ def register_version(
         if not Path(local).is_file():
             raise ValueError(f"extra file {rel!r}: no file at {local}")
         extras.append((rel, Path(local)))
+    ood_path, ood_config = _validate_ood(ood)
     metrics = dict(metrics or {})
     _ensure_json(metrics, "metrics")
     review_threshold = _validate_threshold(review_threshold)
@@ -317,10 +219,14 @@ def register_version(
                         or "application/octet-stream",
                     }
                 metrics["artifacts"] = artifacts
+            if ood_path is not None:
+                artifact, digest, size = _store(storage, ood_path, f"{prefix}/ood.npz")
+                stored.append(artifact)
+                version.ood = {"artifact": artifact, "sha256": digest, "bytes": size, **ood_config}
             version.members = member_rows
             version.metrics = metrics
             version.full_clean()
-            version.save(update_fields=["members", "metrics"])
+            version.save(update_fields=["members", "metrics", "ood"])
             if activate:
                 version = activate_version(version, user=user)
     except BaseException:
@@ -359,6 +265,11 @@ def activate_version(version: ModelVersion, *, user=None) -> ModelVersion:
                 )
         if not target.members:
             raise ArtifactIntegrityError(f"cannot activate {target}: it has no members")
+        if target.has_ood_detector and not storage.exists(target.ood["artifact"]):
+            raise ArtifactIntegrityError(
+                f"cannot activate {target}: its out-of-domain detector is missing "
+                f"({target.ood['artifact']})"
+            )
         previous = list(
             ModelVersion.objects.select_for_update()
             .filter(status=ModelVersion.Status.ACTIVE)
@@ -449,6 +360,19 @@ def _validate_class_names(class_names) -> list[str]:
     if len(names) < 2:
         raise ValueError("class_names needs at least two classes")
     return names
+
+
+def _validate_ood(ood) -> tuple[Path | None, dict]:
+    if not ood:
+        return None, {}
+    if not isinstance(ood, Mapping) or "path" not in ood:
+        raise ValueError("ood must be a dict with the detector file's 'path'")
+    path = Path(ood["path"])
+    if not path.is_file():
+        raise ValueError(f"out-of-domain detector: no file at {path}")
+    config = {k: v for k, v in ood.items() if k not in {"path", "artifact", "sha256", "bytes"}}
+    _ensure_json(config, "ood")
+    return path, config
 
 
 def _validate_threshold(value) -> float | None:

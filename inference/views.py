@@ -11,7 +11,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from inference import registry
+from inference import artifacts
 from inference.models import ModelVersion
 
 # Shown inline (<img> in the admin); anything else is downloaded as an attachment.
@@ -24,7 +24,7 @@ def version_artifact(request, version: int, name: str):
     if not request.user.has_perm("inference.view_modelversion"):
         raise PermissionDenied
     row = get_object_or_404(ModelVersion, version=version)
-    info = registry.stored_artifacts(row).get(name)
+    info = artifacts.stored_artifacts(row).get(name)
     if info is None:
         raise Http404("no such artifact")
     try:

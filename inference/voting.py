@@ -31,6 +31,10 @@ class EnsembleResult:
     agreement: str
     members: list[MemberResult] = field(default_factory=list)
     inference_ms: float = 0.0
+    # The out-of-domain detector's verdict (``inference.ood``); None: the version has none.
+    out_of_domain: bool = False
+    ood_score: float | None = None  # 1 is the threshold; above it, outside the domain
+    ood_parts: dict[str, float] | None = None
 
 
 def vote(member_probs, class_names, member_names, inference_ms: float = 0.0) -> EnsembleResult:

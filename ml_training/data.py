@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.preprocessing import IMAGE_SUFFIXES
+
 CLASS_NAMES = ["Benign", "Early", "Pre", "Pro"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 PHASH_SIZE = 8  # 64-bit DCT perceptual hash
 NEAR_DUP_MAX_DISTANCE = 10  # bits of 64: on the Taleqani data no pair this close crosses classes
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from inference import voting
 from inference.checksums import sha256_file
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
-from ml_training import review_threshold, train
+from ml_training import ood_fit, review_threshold, train
 
 logger = logging.getLogger("ml_training")
 
@@ -113,10 +114,33 @@ def evaluate_engine(
             **test_set,
         },
         "plots": {},
+        "out_of_domain": out_of_domain_summary(results),
     }
+    kept = [i for i, r in enumerate(results) if not r.out_of_domain]
+    if results and 0 < len(kept) < len(results):
+        # The same metrics over the images the detector lets through: what the portal labels.
+        within = ev.evaluate_results(
+            [results[i] for i in kept],
+            np.asarray(labels)[kept],
+            class_names,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        metrics["in_domain"] = {"images": len(kept), "ensemble": within["ensemble"]}
     if out_dir is not None:
         metrics["plots"] = ev.write_plots(evaluation, class_names, Path(out_dir), prefix=prefix)
     return metrics
+
+
+def out_of_domain_summary(results) -> dict:
+    """``{"flagged": k, "total": n, "share": k / n, "detector": bool}`` of engine results."""
+    flagged = sum(1 for r in results if r.out_of_domain)
+    return {
+        "flagged": flagged,
+        "total": len(results),
+        "share": round(flagged / len(results), 4) if results else None,
+        "detector": any(r.ood_score is not None for r in results),
+    }
 
 
 # --- Segmentation check -----------------------------------------------------------------------
@@ -281,6 +305,18 @@ def evaluate_run(ctx: train.RunContext, *, progress: bool = True) -> dict:
     eval_dir = ctx.run_dir / "eval"
     members = train.member_specs(ctx)
     engine = engine_for_members(members, prof["preprocessing"], class_names)
+    batch_size = int(prof["eval"]["batch_size"])
+    # Every choice is made on the validation split before the test split is scored: the
+    # out-of-domain detector's thresholds and the review threshold.
+    val = ood_fit.engine_outputs(
+        engine, ctx.manifest.paths(ctx.split.val), batch_size=batch_size, progress=progress
+    )
+    val_labels = ctx.manifest.labels[ctx.split.val]
+    engine = fit_run_detector(ctx, engine, val, progress=progress)
+    review = review_threshold.from_results(
+        voting.vote_batch(val.probs, class_names, engine.member_names), val_labels, class_names
+    )
+    logger.info("review threshold: %s", review_threshold.summary(review))
     test_idx = ctx.split.test
     labels = ctx.manifest.labels[test_idx]
     n_boot = int(prof["eval"]["bootstrap"])
@@ -303,17 +339,8 @@ def evaluate_run(ctx: train.RunContext, *, progress: bool = True) -> dict:
             "split_seed": seed,
         },
     )
-    # The review threshold is chosen on the validation split, never on the test split.
-    val_results, _ = classify_with(
-        engine,
-        ctx.manifest.paths(ctx.split.val),
-        batch_size=int(prof["eval"]["batch_size"]),
-        progress=progress,
-    )
-    metrics["review_threshold"] = review_threshold.from_results(
-        val_results, ctx.manifest.labels[ctx.split.val], class_names
-    )
-    logger.info("review threshold: %s", review_threshold.summary(metrics["review_threshold"]))
+    metrics["review_threshold"] = review
+    metrics["ood"] = engine.ood.config
     metrics["extra"] = {}
     seg_paths = [data_mod.sibling_path(ctx.manifest, ctx.manifest.entries[i]) for i in test_idx]
     if prof["eval"].get("segmented", True) and seg_paths and all(seg_paths):
@@ -346,6 +373,26 @@ def evaluate_run(ctx: train.RunContext, *, progress: bool = True) -> dict:
     return metrics
 
 
+OOD_FILE = "ood.npz"
+
+
+def fit_run_detector(ctx: train.RunContext, engine, val, *, progress: bool = True):
+    """Fit the out-of-domain detector on the run's training split (thresholds on ``val``), write
+    it to the run folder (``ood.npz``, ``ood.json``) and return the engine carrying it."""
+    train_idx = ctx.split.train
+    detector, config = ood_fit.fit_detector(
+        engine,
+        ctx.manifest.paths(train_idx),
+        ctx.manifest.labels[train_idx],
+        val,
+        batch_size=int(ctx.profile["eval"]["batch_size"]),
+        progress=progress,
+    )
+    (ctx.run_dir / OOD_FILE).write_bytes(detector.to_bytes())
+    (ctx.run_dir / "ood.json").write_text(json.dumps(config, indent=1))
+    return engine.with_ood(detector)
+
+
 def write_bundle(ctx: train.RunContext, metrics: dict | None) -> Path:
     """``bundle.json``: everything ``register_model`` needs to register this run folder."""
     bundle = {
@@ -370,6 +417,9 @@ def write_bundle(ctx: train.RunContext, metrics: dict | None) -> Path:
         "seed": ctx.config["seed"],
         "synthetic": bool(_is_synthetic_root(ctx.manifest.root)),
     }
+    if (ctx.run_dir / OOD_FILE).is_file():
+        config = json.loads((ctx.run_dir / "ood.json").read_text())
+        bundle["ood"] = {"file": OOD_FILE, "sha256": sha256_file(ctx.run_dir / OOD_FILE), **config}
     path = ctx.run_dir / "bundle.json"
     path.write_text(json.dumps(bundle, indent=1))
     return path
@@ -437,9 +487,16 @@ def register_run(ctx, metrics, *, activate=False, is_demo=False, notes="", user=
         notes=note,
         is_demo=is_demo,
         extra_files=_plot_files(ctx.run_dir / "eval", metrics),
+        ood=_run_ood(ctx.run_dir),
         activate=activate,
         user=user,
     )
+
+
+def _run_ood(folder: Path) -> dict | None:
+    if not (folder / OOD_FILE).is_file():
+        return None
+    return {"path": folder / OOD_FILE, **json.loads((folder / "ood.json").read_text())}
 
 
 # --- Bundles trained elsewhere ----------------------------------------------------------------
@@ -490,12 +547,35 @@ def validate_bundle(path: Path) -> dict:
         m["sha256"] = digest
         del model
         keras.backend.clear_session()
+    bundle["_ood"] = _validate_bundle_ood(folder, bundle)
     metrics = {}
     if bundle.get("metrics") and (folder / bundle["metrics"]).is_file():
         metrics = json.loads((folder / bundle["metrics"]).read_text())
     bundle["_metrics"] = metrics
     bundle["_folder"] = folder
     return bundle
+
+
+def _validate_bundle_ood(folder: Path, bundle: dict) -> dict | None:
+    """The bundle's out-of-domain detector for ``register_version`` (None without one)."""
+    from inference.ood import OODDetector
+
+    entry = bundle.get("ood")
+    if not entry:
+        return None
+    file = (folder / entry.get("file", "")).resolve()
+    if folder.resolve() not in file.parents or not file.is_file():
+        raise ValueError(f"out-of-domain detector: missing file {entry.get('file')!r}")
+    digest = sha256_file(file)
+    if entry.get("sha256") and digest != entry["sha256"]:
+        raise ValueError(f"out-of-domain detector: sha256 {digest} != bundle's {entry['sha256']}")
+    detector = OODDetector.from_file(file)
+    names = [m["name"] for m in bundle["members"]]
+    if detector.member_names != names:
+        raise ValueError(
+            f"out-of-domain detector fitted on members {detector.member_names}, bundle has {names}"
+        )
+    return {"path": file, **{k: v for k, v in entry.items() if k not in {"file", "sha256"}}}
 
 
 def register_bundle(path: Path, *, activate: bool = False, notes: str = "", user=None):
@@ -529,6 +609,7 @@ def register_bundle(path: Path, *, activate: bool = False, notes: str = "", user
         notes=note,
         is_demo=is_demo,
         extra_files=_plot_files(bundle["_folder"] / "eval", metrics) if metrics else None,
+        ood=bundle["_ood"],
         activate=activate,
         user=user,
     )

@@ -75,7 +75,9 @@ class ReviewItemSerializer(serializers.Serializer):
             return None
         return {
             "id": p.pk,
-            "label": p.label,
+            "label": p.shown_label,  # None: outside the model's domain, the label is withheld
+            "out_of_domain": p.out_of_domain,
+            "ood_score": p.ood_score,
             "votes": p.votes,
             "member_count": p.member_count,
             "agreement": p.agreement,

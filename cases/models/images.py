@@ -138,6 +138,26 @@ class Prediction(models.Model):
     member_count = models.PositiveSmallIntegerField()
     agreement = models.CharField(max_length=16, choices=Agreement.choices, db_index=True)
     inference_ms = models.FloatField(help_text="Engine time for this image, in milliseconds.")
+    out_of_domain = models.BooleanField(
+        "outside the model's domain",
+        default=False,
+        db_index=True,
+        help_text="The version's out-of-domain detector found the image unlike its training "
+        "data: the label is withheld (the members' votes are kept, marked unreliable).",
+    )
+    ood_score = models.FloatField(
+        "out-of-domain score",
+        null=True,
+        blank=True,
+        help_text="1 is the detector's threshold; above it the image is outside the domain. "
+        "Empty when the version has no detector.",
+    )
+    ood_parts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The detector's two scores, each divided by its threshold: the members' "
+        "features and the image's colour and texture statistics.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -149,7 +169,15 @@ class Prediction(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.out_of_domain:
+            return "Outside the model's domain: not classified"
         return f"{self.label} ({self.votes}/{self.member_count}, {self.agreement})"
+
+    @property
+    def shown_label(self) -> str | None:
+        """The label a person may read as the model's answer: None when it is withheld
+        because the image is outside the model's domain."""
+        return None if self.out_of_domain else self.label
 
     @property
     def confidence(self) -> float:

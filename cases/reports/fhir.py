@@ -246,10 +246,31 @@ def _model_components(row: ReportRow) -> list[dict]:
     if row.result is None:
         return []
     p = row.result.prediction
-    components = [
-        _component(
-            "model-label", "The model's label (majority vote)", valueCodeableConcept=_class(p.label)
-        ),
+    if p.out_of_domain:
+        components = [
+            _component(
+                "model-out-of-domain",
+                "Outside the model's domain: not classified (the members' votes are unreliable)",
+                valueBoolean=True,
+            )
+        ]
+    else:
+        components = [
+            _component(
+                "model-label",
+                "The model's label (majority vote)",
+                valueCodeableConcept=_class(p.label),
+            )
+        ]
+    if p.ood_score is not None:
+        components.append(
+            _component(
+                "model-ood-score",
+                "Out-of-domain score (1 is the detector's threshold)",
+                valueQuantity={"value": round(float(p.ood_score), 4), "unit": "1"},
+            )
+        )
+    components += [
         _component("model-votes", "Members that voted for the label", valueInteger=p.votes),
         _component("model-members", "Members in the ensemble", valueInteger=p.member_count),
         _component("model-agreement", "Agreement of the members", valueString=p.agreement),

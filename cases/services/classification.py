@@ -254,6 +254,9 @@ def prediction_record(*, image: SmearImage, version, result) -> Prediction:
         member_count=result.member_count,
         agreement=result.agreement,
         inference_ms=result.inference_ms,
+        out_of_domain=bool(getattr(result, "out_of_domain", False)),
+        ood_score=getattr(result, "ood_score", None),
+        ood_parts=getattr(result, "ood_parts", None) or {},
     )
     MemberVote.objects.bulk_create(
         MemberVote(

@@ -259,7 +259,7 @@ def retry_refusal(image: SmearImage, now=None) -> str | None:
 
 def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
     """Classify a finished image again with the model version that is active now."""
-    from inference.registry import get_active_version
+    from inference.artifacts import get_active_version
 
     with transaction.atomic():
         image = _lock_for_person(image_id, user)

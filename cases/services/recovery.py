@@ -53,7 +53,7 @@ class RecoveryReport:
 
 
 def images_recover(*, now=None) -> RecoveryReport:
-    from inference.registry import get_active_version
+    from inference.artifacts import get_active_version
 
     now = now or timezone.now()
     report = RecoveryReport()
@@ -130,8 +130,8 @@ def _resend_lost_queued(now, report: RecoveryReport) -> None:
 
 
 def _retry_model_failures(now, active, report: RecoveryReport) -> None:
+    from inference.artifacts import verify_artifacts
     from inference.exceptions import InferenceError
-    from inference.registry import verify_artifacts
 
     waiting = Q(
         status=Status.FAILED,

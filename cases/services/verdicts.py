@@ -76,6 +76,12 @@ def _label_and_reason(image, prediction, kind, label, reason) -> dict:
             code="no_prediction",
         )
     if kind == Kind.CONFIRM:
+        if prediction.out_of_domain:
+            raise ValidationError(
+                "The model gave no label for this image (outside its domain), so there is "
+                "nothing to confirm: classify it yourself, or mark it not assessable.",
+                code="out_of_domain",
+            )
         return {"label": prediction.label, "reason": reason}
     if kind == Kind.RECLASSIFY:
         classes = prediction.model_version.class_names
@@ -83,11 +89,11 @@ def _label_and_reason(image, prediction, kind, label, reason) -> dict:
             raise ValidationError(
                 f"Choose one of {', '.join(classes)} to reclassify.", code="invalid_label"
             )
-        if label == prediction.label:
+        if label == prediction.label and not prediction.out_of_domain:
             raise ValidationError(
                 f"{label} is the model's label: confirm it instead.", code="same_label"
             )
-        if not reason:
+        if not reason and not prediction.out_of_domain:  # no model label to argue against
             raise ValidationError("Say why the image is reclassified.", code="reason_required")
         return {"label": label, "reason": reason}
     if kind == Kind.NOT_ASSESSABLE:

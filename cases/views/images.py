@@ -26,7 +26,7 @@ BROWSER_FORMATS = {"JPEG", "PNG"}  # shown as they are; other formats through th
 
 def _active_version():
     """The active model version, or ``None`` when no version is active."""
-    from inference.registry import get_active_version
+    from inference.artifacts import get_active_version
 
     return get_active_version()
 

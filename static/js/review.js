@@ -72,7 +72,11 @@
     probs.textContent = "";
     members.textContent = "";
     $("[data-demo]").hidden = !(p && p.is_demo);
-    if (p) {
+    if (p && p.out_of_domain) {
+      chip.textContent = "Outside the model's domain";
+      chip.className = "label-chip label-chip-lg label-ood";
+      text("[data-vote-summary]", "not classified: pick the class yourself (1-4)");
+    } else if (p) {
       chip.textContent = p.label;
       chip.className = "label-chip label-chip-lg label-" + p.label.toLowerCase();
       text("[data-vote-summary]", p.votes + "/" + p.member_count + " " + p.agreement);
@@ -94,7 +98,7 @@
       chip.className = "label-chip label-chip-lg";
       text("[data-vote-summary]", "classification failed");
     }
-    $("[data-confirm]").disabled = !p;
+    $("[data-confirm]").disabled = !p || p.out_of_domain;
     setState(item.verdict ? "Recorded: " + item.verdict : "");
     setMode("idle");
   }
@@ -167,10 +171,16 @@
     });
   }
 
+  function confirmable() {
+    var item = current();
+    return item && item.prediction && !item.prediction.out_of_domain;
+  }
+
   function pick(n) {
     var item = current();
     if (!item || !item.prediction) return setState("This image has no model result: mark it not assessable (N) or open its page to exclude it.", "error");
     var label = CLASSES[n - 1];
+    if (item.prediction.out_of_domain) return send({ kind: "reclassify", label: label }, "classified as " + label);
     if (label === item.prediction.label) return send({ kind: "confirm" }, "confirmed " + label);
     pendingLabel = label;
     setMode("reason");
@@ -203,7 +213,7 @@
     else if (key === "Enter") {
       if (target && target.tagName === "BUTTON") return; // the button's own click
       event.preventDefault();
-      if (current() && current().prediction) send({ kind: "confirm" }, "confirmed " + current().prediction.label);
+      if (confirmable()) send({ kind: "confirm" }, "confirmed " + current().prediction.label);
     }
     else if (key === "n" || key === "N") { event.preventDefault(); setMode("na"); }
     else if (key === "ArrowRight") { event.preventDefault(); move(1); }
@@ -215,7 +225,7 @@
       b.addEventListener("click", function () { pick(parseInt(b.getAttribute("data-pick"), 10)); });
     });
     $("[data-confirm]").addEventListener("click", function () {
-      if (current() && current().prediction) send({ kind: "confirm" }, "confirmed " + current().prediction.label);
+      if (confirmable()) send({ kind: "confirm" }, "confirmed " + current().prediction.label);
     });
     $("[data-na]").addEventListener("click", function () { setMode("na"); });
     $("[data-prev]").addEventListener("click", function () { move(-1); });

@@ -6,7 +6,7 @@ import os
 import pytest
 from django.core.management import CommandError, call_command
 
-from inference import demo, registry
+from inference import artifacts, demo, registry
 from inference.benchmark import format_report, run_benchmark
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_register_demo_model_command_if_none_active(demo_version):
     out = io.StringIO()
     call_command("register_demo_model", "--if-none-active", stdout=out)
     assert "is active: nothing to do" in out.getvalue()
-    assert registry.get_active_version() == demo_version
+    assert artifacts.get_active_version() == demo_version
 
 
 def test_bench_inference_rejects_an_unknown_version(db):

@@ -54,20 +54,32 @@ def test_fused_model_resizes_members_of_another_size(engine):
 
 
 def test_test_time_views_average_each_member_over_the_flips(engine):
+    """Probabilities and pooled features (the out-of-domain detector's input) alike."""
+    import keras
+
     from inference.preprocessing import tta_views
 
     members = engine.member_models[:2]
     names = engine.member_names[:2]
     fused = engine_mod.build_fused_model(members, names, 72, interpolation="area", tta="flips")
     x = np.random.default_rng(2).uniform(0, 255, (3, 72, 72, 3)).astype(np.float32)
-    out = fused.predict_on_batch(x)
+    out, features = fused.predict_on_batch(x)
     assert out.shape == (3, 2, 4)
     views = tta_views(x, "flips")
+    start = 0
     for i, model in enumerate(members):
         per_view = np.stack([np.asarray(model(v, training=False)) for v in views])
         np.testing.assert_allclose(out[:, i], per_view.mean(axis=0), rtol=0, atol=1e-5)
         # the views matter: the plain prediction is not the average
         assert np.abs(per_view[0] - per_view.mean(axis=0)).max() > 1e-4
+        pooled = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+        per_view = np.stack([np.asarray(pooled(v, training=False)) for v in views])
+        width = per_view.shape[-1]
+        np.testing.assert_allclose(
+            features[:, start : start + width], per_view.mean(axis=0), rtol=1e-4, atol=1e-4
+        )
+        start += width
+    assert features.shape == (3, start)
 
 
 def test_classify_returns_one_result_per_image(engine, demo_version):

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from django.core.files.storage import default_storage
 
-from inference import registry, signals
+from inference import artifacts, registry, signals
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
 
@@ -70,14 +70,14 @@ def test_register_stores_files_with_their_sha256(member_files, tmp_path):
             stored = fh.read()
         assert stored == source["path"].read_bytes()
         assert member["sha256"] == hashlib.sha256(stored).hexdigest()
-        assert registry.artifact_local_path(version, member["name"]).read_bytes() == stored
+        assert artifacts.artifact_local_path(version, member["name"]).read_bytes() == stored
 
-    artifacts = registry.stored_artifacts(version)
-    assert artifacts["cm.png"]["artifact"] == f"models/v{version.version}/cm.png"
-    assert artifacts["cm.png"]["content_type"] == "image/png"
+    stored = artifacts.stored_artifacts(version)
+    assert stored["cm.png"]["artifact"] == f"models/v{version.version}/cm.png"
+    assert stored["cm.png"]["content_type"] == "image/png"
     # The alias is kept and resolves to the stored entry.
-    assert artifacts["confusion_matrix"] == {**artifacts["cm.png"], "alias_of": "cm.png"}
-    assert artifacts["report"]["artifact"].endswith("/report.keras")  # extension added
+    assert stored["confusion_matrix"] == {**stored["cm.png"], "alias_of": "cm.png"}
+    assert stored["report"]["artifact"].endswith("/report.keras")  # extension added
     assert version.metrics["ensemble"] == {"macro_f1": 0.5}
 
 
@@ -152,7 +152,7 @@ def test_failure_midway_leaves_no_row_and_no_files(member_files, monkeypatch):
         if stored:
             raise OSError("disk full")
         stored.append(real_store(storage, path, name)[0])
-        return stored[-1], registry.sha256_file(path), path.stat().st_size
+        return stored[-1], artifacts.sha256_file(path), path.stat().st_size
 
     monkeypatch.setattr(registry, "_store", failing_store)
     before = set(_listdir_recursive("models"))
@@ -189,7 +189,7 @@ def test_one_active_version_and_signal_on_commit(
     try:
         first = _register(member_files)
         second = _register(member_files)
-        assert registry.get_active_version() is None
+        assert artifacts.get_active_version() is None
 
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             first = registry.activate_version(first, user=admin_user)
@@ -204,7 +204,7 @@ def test_one_active_version_and_signal_on_commit(
         first.refresh_from_db()
         assert (first.status, second.status) == ("retired", "active")
         assert ModelVersion.objects.filter(status="active").count() == 1
-        assert registry.get_active_version() == second
+        assert artifacts.get_active_version() == second
         assert received == [first.pk, second.pk]
 
         with django_capture_on_commit_callbacks(execute=True):
@@ -233,7 +233,7 @@ def test_retire(member_files):
     version = registry.activate_version(_register(member_files))
     retired = registry.retire_version(version)
     assert retired.status == "retired"
-    assert registry.get_active_version() is None
+    assert artifacts.get_active_version() is None
     assert registry.retire_version(retired).status == "retired"
 
 
@@ -253,9 +253,9 @@ def test_tampered_artifact_raises_integrity_error_naming_the_member(member_files
     path = default_storage.path(version.members[1]["artifact"])
     with open(path, "ab") as fh:
         fh.write(b"tampered")
-    assert registry.artifact_local_path(version, "ResNet50")  # the intact one is fine
+    assert artifacts.artifact_local_path(version, "ResNet50")  # the intact one is fine
     with pytest.raises(ArtifactIntegrityError, match="MobileNetV2.*sha256"):
-        registry.artifact_local_path(version, "MobileNetV2")
+        artifacts.artifact_local_path(version, "MobileNetV2")
 
     from inference.engine import EnsembleEngine  # checks before loading anything
 
@@ -277,14 +277,14 @@ def test_remote_storage_downloads_to_the_cache(member_files, settings, tmp_path,
         def path(self, name):
             raise NotImplementedError("remote")
 
-    monkeypatch.setattr(registry, "default_storage", RemoteLike())
+    monkeypatch.setattr(artifacts, "default_storage", RemoteLike())
     member = version.members[0]
-    path = registry.artifact_local_path(version, member["name"])
+    path = artifacts.artifact_local_path(version, member["name"])
     assert path == tmp_path / "cache" / f"{member['sha256']}.keras"
     assert path.read_bytes() == member_files[0]["path"].read_bytes()
     path.write_bytes(b"corrupted cache")  # a bad cached copy is fetched again
     assert (
-        registry.sha256_file(registry.artifact_local_path(version, member["name"]))
+        artifacts.sha256_file(artifacts.artifact_local_path(version, member["name"]))
         == (member["sha256"])
     )
 

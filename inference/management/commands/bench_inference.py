@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 self.stdout.write("No demo version yet: building and registering one...")
                 row = register_demo_version(activate=False)
         else:
-            from inference.registry import get_active_version
+            from inference.artifacts import get_active_version
 
             row = get_active_version()
             if row is None:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from inference import demo, registry
+from inference import artifacts, demo
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, activate, if_none_active, input_size, **options):
         if if_none_active:
-            active = registry.get_active_version()
+            active = artifacts.get_active_version()
             if active is not None:
                 self.stdout.write(f"{active} is active: nothing to do.")
                 return

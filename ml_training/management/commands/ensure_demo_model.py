@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **opts):
-        from inference.registry import get_active_version
+        from inference.artifacts import get_active_version
         from ml_training.pipeline import retrain
         from ml_training.synthetic import make_synthetic_dataset
 

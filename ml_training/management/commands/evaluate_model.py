@@ -38,8 +38,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
+        from inference.artifacts import get_active_version
         from inference.models import ModelVersion
-        from inference.registry import get_active_version
         from ml_training.evaluate import _json_default, report_markdown, save_metrics
         from ml_training.pipeline import evaluate_registered
 

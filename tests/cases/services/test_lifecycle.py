@@ -238,7 +238,7 @@ def test_model_failures_are_retried_by_the_sweep_only_up_to_the_attempt_cap(imag
     active = make_model_version(status=ModelVersion.Status.ACTIVE)
     later = timezone.now() + timedelta(hours=1)
     set_state(image, status=Status.FAILED, failure_kind="model", attempts=0)
-    with mock.patch("inference.registry.verify_artifacts"):  # the files are sound
+    with mock.patch("inference.artifacts.verify_artifacts"):  # the files are sound
         for expected in range(1, settings.LP_CLASSIFY_MAX_ATTEMPTS + 1):
             assert services.images_recover(now=later).model_retried == [image.pk]
             image.refresh_from_db()

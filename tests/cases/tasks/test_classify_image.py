@@ -12,7 +12,7 @@ from django.utils import timezone
 from cases import services
 from cases.models import AuditEvent, Prediction, SmearImage
 from cases.tasks import classify_image
-from inference import registry
+from inference import artifacts, registry
 from inference.engine import reset_engine_cache
 from tests.factories import default_specimen, home_lab
 from tests.images import upload
@@ -88,7 +88,7 @@ def test_a_new_version_adds_a_prediction_and_keeps_history(image, demo_version, 
     second = registry.register_version(
         name="all-ensemble",
         members=[
-            {**m, "path": registry.artifact_local_path(demo_version, m["name"])}
+            {**m, "path": artifacts.artifact_local_path(demo_version, m["name"])}
             for m in demo_version.members
         ],
         preprocessing=demo_version.preprocessing,
