@@ -135,6 +135,8 @@ def vote_summary(prediction: Prediction | None) -> str:
     """``"Pre · 4/5 majority"``, or an empty string without a prediction."""
     if prediction is None:
         return ""
+    if prediction.out_of_domain:
+        return "Outside the model's domain: not classified"
     return (
         f"{prediction.label} · {prediction.votes}/{prediction.member_count} "
         f"{prediction.get_agreement_display().lower()}"

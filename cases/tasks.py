@@ -41,6 +41,14 @@ def classify_image(self, image_id: int) -> str:
     return result.outcome.value
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def explain_prediction(prediction_id: int) -> str:
+    """The Grad-CAM overlays of a saved prediction (a follow-up: classification never waits)."""
+    status = services.prediction_explain(prediction_id=prediction_id)
+    logger.info("prediction %s: Grad-CAM %s", prediction_id, status)
+    return status
+
+
 @shared_task(ignore_result=True)
 def recover_images() -> dict:
     """The periodic recovery sweep (Celery beat; see ``CELERY_BEAT_SCHEDULE``)."""

@@ -27,6 +27,11 @@ urlpatterns = [
     path("images/<int:pk>/verdict", views.ImageVerdictView.as_view(), name="image-verdict"),
     path("images/<int:pk>/file", views.ImageFileView.as_view(), name="image-file"),
     path("images/<int:pk>/thumbnail", views.ImageThumbnailView.as_view(), name="image-thumbnail"),
+    path(
+        "images/<int:pk>/gradcam/<int:map_pk>.png",
+        views.SaliencyMapView.as_view(),
+        name="image-saliency",
+    ),
     path("images/<int:pk>/status.json", views.ImageStatusView.as_view(), name="image-status"),
     path("images/<int:pk>/requeue", views.ImageRequeueView.as_view(), name="image-requeue"),
     path(

@@ -16,6 +16,7 @@ from .labs import Lab, Membership
 from .patients import Patient, Specimen
 from .reports import CaseReport
 from .review import ImageFlag, SignOff, Verdict
+from .saliency import SaliencyMap
 
 __all__ = [
     "CONTENT_TYPES",
@@ -29,6 +30,7 @@ __all__ = [
     "Membership",
     "MemberVote",
     "Patient",
+    "SaliencyMap",
     "Prediction",
     "SignOff",
     "SmearImage",

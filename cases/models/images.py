@@ -158,6 +158,21 @@ class Prediction(models.Model):
         help_text="The detector's two scores, each divided by its threshold: the members' "
         "features and the image's colour and texture statistics.",
     )
+
+    class Saliency(models.TextChoices):
+        PENDING = "pending", "Being computed"
+        DONE = "done", "Computed"
+        FAILED = "failed", "Could not be computed"
+        UNAVAILABLE = "unavailable", "Not available"
+
+    saliency_status = models.CharField(
+        "Grad-CAM maps",
+        max_length=16,
+        choices=Saliency.choices,
+        default=Saliency.PENDING,
+        help_text="The follow-up task that computes where the model looked.",
+    )
+    saliency_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404
 
 from ..models import ImageFlag, Lab, MemberVote, Patient, Prediction, SmearImage, Specimen, Verdict
 from ..roles import Capability, lab_ids
+from .saliency import saliency_map_get as saliency_map_get
+from .saliency import saliency_maps as saliency_maps
 
 
 def _in_labs(qs: QuerySet, user, path: str, capability=Capability.VIEW) -> QuerySet:
@@ -82,6 +84,7 @@ def images_with_review() -> QuerySet[SmearImage]:
                 "-created_at", "-id"
             ),
         ),
+        "predictions__saliency_maps",
         Prefetch("flags", queryset=ImageFlag.objects.filter(active=True), to_attr="active_flags"),
         Prefetch(
             "verdicts",

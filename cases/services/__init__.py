@@ -45,6 +45,7 @@ from .reports import (
     draft_report_pdf,
     signed_report,
 )
+from .saliency import prediction_explain, saliency_enqueue
 from .signoff import SignOffRefused, require_signer, specimen_amend, specimen_sign_out
 from .specimens import (
     SPECIMEN_FIELDS,
@@ -79,6 +80,8 @@ __all__ = [
     "specimen_transition",
     "specimen_update",
     "verdict_record",
+    "prediction_explain",
+    "saliency_enqueue",
     "ActionRefused",
     "ActionResult",
     "Classified",

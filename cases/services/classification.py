@@ -30,6 +30,7 @@ from .lifecycle import (
     image_transition,
     lock_image,
 )
+from .saliency import saliency_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,9 @@ def _record(image_id: int, task_id: str, version, result) -> Classified:
             return Classified(Outcome.SKIPPED)
         try:
             with transaction.atomic():
-                prediction_record(image=image, version=version, result=result)
+                prediction = prediction_record(image=image, version=version, result=result)
+            if settings.LP_SALIENCY:
+                transaction.on_commit(lambda: saliency_enqueue(prediction.pk))
         except IntegrityError:
             # Another delivery of this task saved this version's prediction first.
             return _done_already(image, version, note="saved by another delivery")
@@ -257,6 +260,10 @@ def prediction_record(*, image: SmearImage, version, result) -> Prediction:
         out_of_domain=bool(getattr(result, "out_of_domain", False)),
         ood_score=getattr(result, "ood_score", None),
         ood_parts=getattr(result, "ood_parts", None) or {},
+        saliency_status=(
+            Prediction.Saliency.PENDING if settings.LP_SALIENCY else Prediction.Saliency.UNAVAILABLE
+        ),
+        saliency_error="" if settings.LP_SALIENCY else "Grad-CAM is switched off (LP_SALIENCY)",
     )
     MemberVote.objects.bulk_create(
         MemberVote(

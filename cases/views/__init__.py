@@ -13,6 +13,7 @@ from .images import (
     ImageRequeueView,
     ImageStatusView,
     ImageThumbnailView,
+    SaliencyMapView,
 )
 from .patients import PatientCreateView, PatientDetailView, PatientEditView, PatientListView
 from .reports import LabImagesCsvView, SpecimenReportPdfView, SpecimenReportView
@@ -26,6 +27,7 @@ __all__ = [
     "ImageRequeueView",
     "ImageStatusView",
     "ImageThumbnailView",
+    "SaliencyMapView",
     "ImageVerdictView",
     "LabImagesCsvView",
     "LabListView",

@@ -92,7 +92,10 @@ class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):
                 "error_message": image.error_message,
                 "finished": image.is_finished,
                 "waiting_for_model": context["waiting_for_model"],
-                "label": prediction.label if prediction else None,
+                "label": prediction.shown_label if prediction else None,
+                "maps_pending": bool(
+                    prediction and prediction.saliency_status == prediction.Saliency.PENDING
+                ),
                 "summary": vote_summary(prediction),
                 "state": context["state"],
                 "badge_html": render_to_string(
@@ -152,6 +155,31 @@ class ImageThumbnailView(LoginRequiredMixin, ScopedImageMixin, View):
             default_storage.open(name, "rb"),
             content_type="image/jpeg",
             filename=f"image-{image.pk}-thumbnail.jpg",
+        )
+        response["ETag"] = etag
+        return _harden(response)
+
+
+class SaliencyMapView(LoginRequiredMixin, ScopedImageMixin, View):
+    """A stored Grad-CAM overlay PNG of one of the image's predictions."""
+
+    def get(self, request, pk, map_pk):
+        image = self.image
+        row = selectors.saliency_map_get(image=image, map_pk=map_pk)
+        etag = _etag(image, f"saliency{row.pk}")
+        not_modified = get_conditional_response(request, etag=etag)
+        if not_modified is not None:
+            return _harden(not_modified)
+        services.audit_read(
+            request=request,
+            event_type=EventType.IMAGE_FILE_READ,
+            image=image,
+            extra={"variant": "saliency", "member": row.member or "ensemble"},
+        )
+        response = FileResponse(
+            default_storage.open(row.file.name, "rb"),
+            content_type="image/png",
+            filename=f"image-{image.pk}-gradcam-{row.member or 'ensemble'}.png",
         )
         response["ETag"] = etag
         return _harden(response)
@@ -222,6 +250,7 @@ def image_result_context(request, image: SmearImage) -> dict:
             str(len(history)),
             image.error_message,
             str(active.pk if active else ""),
+            prediction.saliency_status if prediction else "",
         ]
     )
     return {
@@ -234,6 +263,7 @@ def image_result_context(request, image: SmearImage) -> dict:
         "can_retry": can_retry,
         "recovery_minutes": math.ceil(services.recovered_within(image).total_seconds() / 60),
         "can_reclassify": can_reclassify,
+        "saliency": selectors.saliency_maps(prediction) if prediction else None,
         "state": state,
     }
 

@@ -240,6 +240,8 @@ else:
 # --- Classification lifecycle: retries and the recovery sweep (cases.services.lifecycle) ------
 # A classification is tried at most this many times (retries after errors, redeliveries after a
 # worker died mid-task); then the image ends ``failed`` with a message.
+# Grad-CAM overlays computed by a follow-up task after each prediction (cases.services.saliency).
+LP_SALIENCY = env.bool("LP_SALIENCY", default=True)
 LP_CLASSIFY_MAX_ATTEMPTS = env.int("LP_CLASSIFY_MAX_ATTEMPTS", default=5)
 # The sweep runs every LP_SWEEP_INTERVAL_S (Celery beat). It re-sends images left ``queued``
 # whose task could not be sent, or was sent longer than LP_SWEEP_QUEUED_AFTER_S ago, and resets

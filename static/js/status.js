@@ -60,7 +60,8 @@
       } else {
         self.delay = Math.min(Math.round(self.delay * 1.3), MAX_DELAY);
       }
-      if (data.finished) { self.stop(); } else { self.schedule(); }
+      // A finished image may still wait for its Grad-CAM maps (a follow-up task).
+      if (data.finished && !data.maps_pending) { self.stop(); } else { self.schedule(); }
     }).catch(function () {
       self.backOff(); // network hiccup: try again later
     });

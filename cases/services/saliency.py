@@ -1,0 +1,133 @@
+"""Grad-CAM overlays of a saved prediction: the follow-up task after classification.
+
+Classification never waits for this: ``saliency_enqueue`` is called once the prediction's
+transaction commits, and the task runs after the images queued before it. Idempotent: a
+prediction whose maps are stored is left alone, and two deliveries cannot both store maps (the
+row is locked while the maps are written). Every outcome is a state on the prediction that the
+image page shows: ``done``, ``failed`` with the reason, or ``unavailable`` (the version is no
+longer the one the worker serves, or its members have no feature map to explain).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from ..models import Prediction, SaliencyMap
+
+logger = logging.getLogger(__name__)
+Saliency = Prediction.Saliency
+
+
+@dataclass(frozen=True)
+class Overlay:
+    member: str  # "" for the ensemble
+    png: bytes
+    peak: tuple[float, float]  # (x, y) as fractions of the image
+
+
+def saliency_enqueue(prediction_id: int) -> None:
+    """Send the follow-up task; never raises (a lost send leaves the maps ``pending``)."""
+    from ..tasks import explain_prediction
+
+    try:
+        explain_prediction.delay(prediction_id)
+    except Exception:  # noqa: BLE001 - the prediction is saved; the maps are a bonus
+        logger.exception("could not queue the Grad-CAM maps of prediction %s", prediction_id)
+
+
+def prediction_explain(*, prediction_id: int) -> str:
+    """Compute and store the Grad-CAM overlays of one prediction; the resulting status."""
+    from inference.engine import get_engine
+
+    prediction = (
+        Prediction.objects.select_related("image", "model_version").filter(pk=prediction_id).first()
+    )
+    if prediction is None or prediction.saliency_status == Saliency.DONE:
+        return "skipped"
+    engine = get_engine()
+    if engine is None or engine.version.pk != prediction.model_version_id:
+        return _finish(
+            prediction_id,
+            Saliency.UNAVAILABLE,
+            f"model {prediction.model_version.label} is no longer the active version",
+        )
+    try:
+        overlays = _overlays(engine, prediction)
+    except Exception as exc:  # noqa: BLE001 - any failure ends in a state the page shows
+        logger.exception("Grad-CAM of prediction %s failed", prediction_id)
+        return _finish(prediction_id, Saliency.FAILED, f"{type(exc).__name__}: {exc}")
+    return _store(prediction_id, prediction.label, overlays)
+
+
+def _overlays(engine, prediction: Prediction) -> list[Overlay]:
+    from inference import gradcam, preprocessing
+
+    with prediction.image.file.open("rb") as fh:
+        prepared = preprocessing.load_and_prepare(fh.read(), engine.preprocessing)
+    maps = _explainer(engine).maps(prepared, prediction.label)
+    size = float(prepared.shape[0])
+    overlays = []
+    for member, heat in [("", maps.ensemble), *maps.members.items()]:
+        row, col = gradcam.peak(heat)
+        overlays.append(
+            Overlay(
+                member,
+                gradcam.overlay_png(prepared, heat),
+                ((col + 0.5) / size, (row + 0.5) / size),
+            )
+        )
+    return overlays
+
+
+_EXPLAINERS: dict[int, object] = {}
+
+
+def _explainer(engine):
+    """One ``GradCam`` per loaded engine (its gradient functions are built once)."""
+    from inference.gradcam import GradCam
+
+    key = id(engine.fused_model)
+    if key not in _EXPLAINERS:
+        _EXPLAINERS.clear()
+        _EXPLAINERS[key] = GradCam(engine)
+    return _EXPLAINERS[key]
+
+
+def _store(prediction_id: int, class_name: str, overlays: list[Overlay]) -> str:
+    saved: list[SaliencyMap] = []
+    try:
+        with transaction.atomic():
+            prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
+            if prediction.saliency_status == Saliency.DONE:
+                return "skipped"
+            for overlay in overlays:
+                row = SaliencyMap(
+                    prediction=prediction,
+                    member=overlay.member,
+                    class_name=class_name,
+                    peak_x=overlay.peak[0],
+                    peak_y=overlay.peak[1],
+                )
+                row.file.save("map.png", ContentFile(overlay.png), save=False)
+                saved.append(row)
+                row.save()
+            prediction.saliency_status = Saliency.DONE
+            prediction.saliency_error = ""
+            prediction.save(update_fields=["saliency_status", "saliency_error"])
+    except BaseException:
+        for row in saved:  # no file without its row
+            row.file.delete(save=False)
+        raise
+    return Saliency.DONE
+
+
+def _finish(prediction_id: int, status: str, reason: str) -> str:
+    Prediction.objects.filter(pk=prediction_id).exclude(saliency_status=Saliency.DONE).update(
+        saliency_status=status, saliency_error=reason[:500]
+    )
+    logger.info("Grad-CAM of prediction %s: %s (%s)", prediction_id, status, reason)
+    return status

@@ -1,0 +1,75 @@
+"""The Grad-CAM follow-up of a saved prediction, in-process with the real demo ensemble."""
+
+import io
+import uuid
+
+import pytest
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from PIL import Image
+
+from cases import services
+from cases.models import Prediction, SaliencyMap
+from cases.reports.context import report_context
+from inference import registry
+from tests.factories import default_specimen, home_lab
+from tests.images import upload
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def prediction(demo_version, hematologist):
+    patient = services.patient_create(
+        lab=home_lab(hematologist), created_by=hematologist, record_number="G-1", display_label="G"
+    )
+    image = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=11), uploaded_by=hematologist
+    )
+    services.image_classify(image_id=image.pk, task_id=str(uuid.uuid4()))
+    return Prediction.objects.get(image=image)
+
+
+def test_maps_are_stored_once_per_member_and_for_the_ensemble(prediction, demo_version):
+    assert prediction.saliency_status == Prediction.Saliency.PENDING
+    assert services.prediction_explain(prediction_id=prediction.pk) == "done"
+    prediction.refresh_from_db()
+    assert prediction.saliency_status == "done"
+    maps = list(prediction.saliency_maps.all())
+    assert sorted(m.member for m in maps) == sorted(["", *demo_version.member_names])
+    size = demo_version.preprocessing["input_size"]
+    for m in maps:
+        assert m.class_name == prediction.label
+        assert 0 <= m.peak_x <= 1 and 0 <= m.peak_y <= 1
+        with default_storage.open(m.file.name, "rb") as fh:
+            assert Image.open(io.BytesIO(fh.read())).size == (size, size)
+    # A second delivery changes nothing.
+    assert services.prediction_explain(prediction_id=prediction.pk) == "skipped"
+    assert SaliencyMap.objects.filter(prediction=prediction).count() == len(maps)
+
+
+def test_the_image_page_shows_the_maps_to_the_lab_only(
+    prediction, hematologist, other_clinician, client
+):
+    services.prediction_explain(prediction_id=prediction.pk)
+    ensemble = prediction.saliency_maps.get(member="")
+    client.force_login(hematologist)
+    page = client.get(reverse("cases:image-detail", args=[prediction.image_id])).content.decode()
+    assert "Where the model looked (Grad-CAM)" in page and "data-saliency-toggle" in page
+    url = reverse("cases:image-saliency", args=[prediction.image_id, ensemble.pk])
+    assert url in page
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    client.force_login(other_clinician)
+    assert client.get(url).status_code == 404
+    # The signed report carries the ensemble overlay beside the thumbnail.
+    rows = report_context(specimen=prediction.image.specimen, user=hematologist)["rows"]
+    assert rows[0].overlay.startswith("data:image/jpeg;base64,")
+
+
+def test_a_version_no_longer_served_gets_no_maps_and_says_why(prediction, demo_version):
+    registry.retire_version(demo_version)
+    assert services.prediction_explain(prediction_id=prediction.pk) == "unavailable"
+    prediction.refresh_from_db()
+    assert "no longer the active version" in prediction.saliency_error
+    assert not prediction.saliency_maps.exists()
