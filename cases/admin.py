@@ -269,10 +269,11 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "label",
         "votes_of_members",
         "agreement",
+        "out_of_domain",
         "model_version",
         "created_at",
     ]
-    list_filter = ["label", "agreement", "model_version", "created_at"]
+    list_filter = ["label", "agreement", "out_of_domain", "model_version", "created_at"]
     list_select_related = ["image__patient", "model_version"]
     search_fields = ["image__patient__record_number", "image__original_name"]
     date_hierarchy = "created_at"
@@ -284,9 +285,14 @@ class PredictionAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "votes_of_members",
         "agreement",
         "probabilities_table",
+        "out_of_domain",
+        "ood_score",
+        "ood_parts",
         "review",
         "model_version",
         "inference_ms",
+        "saliency_status",
+        "saliency_error",
         "created_at",
     ]
     readonly_fields = fields

@@ -77,6 +77,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
         ("Members", {"fields": ("members_table", "class_names_display")}),
         ("Review threshold", {"fields": ("review_threshold_display",)}),
         (
+            "Out-of-domain detector and calibration",
+            {"fields": ("ood_display", "calibration_display")},
+        ),
+        (
             "Evaluation",
             {
                 "fields": (
@@ -134,6 +138,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return display.review_threshold_table(
             obj.review_threshold, (obj.metrics or {}).get("review_threshold")
         )
+
+    @admin.display(description="out-of-domain detector")
+    def ood_display(self, obj):
+        if not obj.has_ood_detector:
+            return "None: this version's results are never flagged as outside its domain."
+        return display.raw_json(obj.ood)
+
+    @admin.display(description="calibration")
+    def calibration_display(self, obj):
+        return display.raw_json(obj.calibration) if obj.calibration else "None (T = 1)."
 
     @admin.display(description="headline metrics")
     def headline_display(self, obj):

@@ -158,6 +158,7 @@ class EnsembleEngine:
     batch_size: int = DEFAULT_BATCH_SIZE
     fingerprint: tuple = field(default=())
     ood: OODDetector | None = None
+    temperature: float = 1.0  # the version's calibration of the displayed probabilities
 
     @classmethod
     def from_version(
@@ -196,6 +197,7 @@ class EnsembleEngine:
         engine = cls.from_models(
             version, models, names, cfg, batch_size=batch_size, ood=load_ood_detector(version)
         )
+        engine = dataclasses.replace(engine, temperature=version.temperature)
         logger.info(
             "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s",
             version,
@@ -322,7 +324,9 @@ class EnsembleEngine:
             probs, features = self.predict(batch)
             scores = self.ood_scores(batch, features)
             per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(chunk)
-            voted = voting.vote_batch(probs, self.class_names, self.member_names, per_image_ms)
+            voted = voting.vote_batch(
+                probs, self.class_names, self.member_names, per_image_ms, self.temperature
+            )
             if scores is not None:
                 voted = [
                     dataclasses.replace(
@@ -356,8 +360,9 @@ def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = N
         for m in version.members
     )
     cfg = preprocessing.resolve_config(config if config is not None else version.preprocessing)
-    ood = (version.ood or {}).get("sha256")
-    return (members, tuple(version.class_names), repr(sorted(cfg.items())), ood)
+    # Last: what a version may change without other members (reused by ``get_engine``).
+    extras = ((version.ood or {}).get("sha256"), version.temperature)
+    return (members, tuple(version.class_names), repr(sorted(cfg.items())), extras)
 
 
 def load_ood_detector(version: ModelVersion) -> OODDetector | None:
@@ -426,10 +431,12 @@ def get_engine() -> EnsembleEngine | None:
         fingerprint = version_fingerprint(version)
         if current is not None and current.fingerprint[:-1] == fingerprint[:-1]:
             # The same members and preprocessing: reuse the loaded models; only the
-            # out-of-domain detector (the fingerprint's last part) may differ.
+            # out-of-domain detector and the calibration (the fingerprint's last part) may differ.
             ood = current.ood if current.fingerprint == fingerprint else load_ood_detector(version)
             _engine = dataclasses.replace(
-                current.with_version(version).with_ood(ood), fingerprint=fingerprint
+                current.with_version(version).with_ood(ood),
+                fingerprint=fingerprint,
+                temperature=version.temperature,
             )
             logger.info("active version is now %s (same models as %s)", version, current.version)
             return _engine

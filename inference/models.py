@@ -58,6 +58,15 @@ class ModelVersion(models.Model):
             "Empty for versions registered without one: their results are never flagged."
         ),
     )
+    calibration = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "The calibration of the displayed ensemble probability: {'temperature': T, ...} "
+            "with its validation figures (softmax(log(mean) / T), fitted on the validation "
+            "split with the served test-time views). Empty: T = 1."
+        ),
+    )
     data_fingerprint = models.CharField(max_length=64, blank=True)
     code_version = models.CharField(max_length=64, blank=True)
     notes = models.TextField(blank=True)
@@ -83,6 +92,10 @@ class ModelVersion(models.Model):
     def label(self) -> str:
         """How the version is shown on result pages: ``v3`` or ``v3 DEMO``."""
         return f"v{self.version}" + (" DEMO" if self.is_demo else "")
+
+    @property
+    def temperature(self) -> float:
+        return float((self.calibration or {}).get("temperature") or 1.0)
 
     @property
     def has_ood_detector(self) -> bool:

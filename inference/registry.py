@@ -105,6 +105,7 @@ def register_version(
     is_demo: bool = False,
     extra_files: Mapping[str, str | os.PathLike] | None = None,
     ood: Mapping[str, Any] | None = None,
+    calibration: Mapping[str, Any] | None = None,
     activate: bool = False,
     user=None,
 ) -> ModelVersion:
@@ -123,6 +124,7 @@ def register_version(
     ``metrics["review_threshold"]`` (``ml_training.review_threshold``). ``ood``: the
     out-of-domain detector, ``{"path": <local .npz>, **config}`` (``inference.ood``), stored as
     ``models/v{N}/ood.npz`` and recorded in ``ModelVersion.ood`` with its sha256.
+    ``calibration``: ``{"temperature": T, ...}`` of the displayed ensemble probability.
 
     Raises ``ValueError`` (bad arguments, before anything is stored) or the storage/database
     error; in every failure case the files already copied are deleted and no row is created.
@@ -167,6 +169,7 @@ def register_version(
             raise ValueError(f"extra file {rel!r}: no file at {local}")
         extras.append((rel, Path(local)))
     ood_path, ood_config = _validate_ood(ood)
+    calibration = _validate_calibration(calibration)
     metrics = dict(metrics or {})
     _ensure_json(metrics, "metrics")
     review_threshold = _validate_threshold(review_threshold)
@@ -188,6 +191,7 @@ def register_version(
                 code_version=(code_version or "")[:64],
                 notes=notes or "",
                 is_demo=bool(is_demo),
+                calibration=calibration,
             )
             prefix = f"models/v{version.version}"
             member_rows = []
@@ -373,6 +377,19 @@ def _validate_ood(ood) -> tuple[Path | None, dict]:
     config = {k: v for k, v in ood.items() if k not in {"path", "artifact", "sha256", "bytes"}}
     _ensure_json(config, "ood")
     return path, config
+
+
+def _validate_calibration(calibration) -> dict:
+    if not calibration:
+        return {}
+    if not isinstance(calibration, Mapping):
+        raise ValueError("calibration must be a dict with a 'temperature'")
+    t = calibration.get("temperature")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.01 <= float(t) <= 100:
+        raise ValueError(f"calibration temperature must be a number in [0.01, 100], got {t!r}")
+    out = dict(calibration)
+    _ensure_json(out, "calibration")
+    return out
 
 
 def _validate_threshold(value) -> float | None:

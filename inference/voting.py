@@ -37,8 +37,15 @@ class EnsembleResult:
     ood_parts: dict[str, float] | None = None
 
 
-def vote(member_probs, class_names, member_names, inference_ms: float = 0.0) -> EnsembleResult:
-    """Vote over one image. ``member_probs`` has shape (members, classes)."""
+def vote(
+    member_probs, class_names, member_names, inference_ms: float = 0.0, temperature: float = 1.0
+) -> EnsembleResult:
+    """Vote over one image. ``member_probs`` has shape (members, classes).
+
+    ``temperature``: the version's calibration of the displayed ensemble probabilities,
+    softmax(log(mean) / T), fitted on validation images (``ml_training.calibration``). It keeps
+    the order of the classes, so the vote and the tie-break do not depend on it.
+    """
     probs = np.asarray(member_probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape != (len(member_names), len(class_names)):
         raise ValueError(
@@ -47,7 +54,7 @@ def vote(member_probs, class_names, member_names, inference_ms: float = 0.0) -> 
         )
     member_choice = probs.argmax(axis=1)
     counts = np.bincount(member_choice, minlength=len(class_names))
-    mean = probs.mean(axis=0)
+    mean = calibrated_mean(probs, temperature)
     tied = np.flatnonzero(counts == counts.max())
     winner = int(tied[np.argmax(mean[tied])])
     votes = int(counts[winner])
@@ -77,9 +84,24 @@ def vote(member_probs, class_names, member_names, inference_ms: float = 0.0) -> 
     )
 
 
-def vote_batch(batch_probs, class_names, member_names, inference_ms: float = 0.0):
+def vote_batch(
+    batch_probs, class_names, member_names, inference_ms: float = 0.0, temperature: float = 1.0
+):
     """Vote over a batch. ``batch_probs`` has shape (images, members, classes)."""
-    return [vote(p, class_names, member_names, inference_ms) for p in np.asarray(batch_probs)]
+    return [
+        vote(p, class_names, member_names, inference_ms, temperature)
+        for p in np.asarray(batch_probs)
+    ]
+
+
+def calibrated_mean(member_probs, temperature: float = 1.0) -> np.ndarray:
+    """The members' mean probability per class (members, classes) → (classes,), tempered."""
+    mean = np.asarray(member_probs, dtype=np.float64).mean(axis=0)
+    if temperature == 1.0:
+        return mean
+    z = np.log(np.clip(mean, 1e-12, 1.0)) / temperature
+    e = np.exp(z - z.max())
+    return e / e.sum()
 
 
 def _as_dict(row, class_names) -> dict[str, float]:

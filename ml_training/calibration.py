@@ -90,3 +90,24 @@ def fit(probs: np.ndarray, labels: np.ndarray) -> Calibration:
     result = minimize(objective, np.zeros(classes), method="L-BFGS-B", bounds=bounds)
     t, b = unpack(result.x)
     return Calibration(temperature=float(t), bias=b)
+
+
+def fit_temperature(mean_probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the NLL of ``labels`` under softmax(log(p) / T), for the
+    ensemble's mean member probabilities ``mean_probs`` (N, classes) on validation images.
+
+    A temperature alone: it rescales the displayed probabilities without changing their order,
+    so the vote, its tie-break and the arg-max stay as they are (inference.voting).
+    """
+    from scipy.optimize import minimize_scalar
+
+    labels = np.asarray(labels, dtype=np.int64)
+    log_p = np.log(np.clip(np.asarray(mean_probs, dtype=np.float64), EPS, 1.0))
+    if log_p.ndim != 2 or len(log_p) != len(labels) or not len(labels):
+        raise ValueError("calibration needs probabilities (N, classes) and N labels, N > 0")
+
+    def objective(log_t):
+        return nll(softmax(log_p / np.exp(log_t)), labels)
+
+    result = minimize_scalar(objective, bounds=LOG_T_BOUNDS, method="bounded")
+    return float(np.exp(result.x))

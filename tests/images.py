@@ -37,37 +37,10 @@ def upload(name: str = "smear.png", content: bytes | None = None, **kwargs) -> S
 
 
 def non_smear_arrays(size: int = 160) -> dict[str, np.ndarray]:
-    """Images that are not blood smears at all, as uint8 RGB: what a detector must refuse."""
-    from PIL import ImageDraw
+    """One image of every kind ``ml_training.non_smears`` makes, ``size`` px square."""
+    from ml_training.non_smears import KINDS, non_smear
 
-    rng = np.random.default_rng(7)
-    out = {
-        "blank white field": np.full((size, size, 3), 250, np.uint8),
-        "blank dark field": np.full((size, size, 3), 12, np.uint8),
-    }
-    doc = Image.new("RGB", (size, size), (255, 255, 255))
-    draw = ImageDraw.Draw(doc)
-    for y in range(8, size - 8, 12):
-        draw.text((6, y), "Patient report page 1 lorem ipsum", fill=(20, 20, 20))
-    out["document"] = np.asarray(doc)
-    shot = Image.new("RGB", (size, size), (240, 240, 240))
-    draw = ImageDraw.Draw(shot)
-    draw.rectangle((0, 0, size, 18), fill=(30, 90, 200))
-    draw.rectangle((8, 30, size - 8, 90), fill=(255, 255, 255), outline=(180, 180, 180))
-    draw.rectangle((8, 100, 70, 120), fill=(0, 120, 215))
-    draw.text((12, 4), "Settings", fill=(255, 255, 255))
-    draw.text((14, 40), "OK   Cancel   Apply", fill=(0, 0, 0))
-    out["screenshot"] = np.asarray(shot)
-    yy = np.linspace(0, 1, size)[:, None]
-    photo = np.empty((size, size, 3), np.float64)
-    photo[...] = np.where(
-        yy[..., None] < 0.55,
-        np.array([90, 150, 235]) * (1 - 0.3 * yy[..., None]),  # sky
-        np.array([60, 130, 45]),  # grass
-    )
-    photo += rng.normal(0, 12, photo.shape)
-    out["photo"] = np.clip(photo, 0, 255).astype(np.uint8)
-    return out
+    return {kind: non_smear(kind, seed=7, size=(size, size)) for kind in KINDS}
 
 
 def png_bytes(array: np.ndarray) -> bytes:

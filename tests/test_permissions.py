@@ -30,12 +30,14 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.shortcuts import resolve_url
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from cases import services
-from cases.models import AuditEvent
+from cases.models import AuditEvent, SaliencyMap
 from tests.factories import make_image, make_prediction
+from tests.images import png_bytes, smear_like_array
 
 NAMESPACES = ("cases", "api")
 PUBLIC = {"api:token-obtain"}  # anonymous POST with username and password: test_token_endpoint
@@ -49,6 +51,7 @@ OBJECT_KWARGS = {
     "image_id": "image",
     "prediction_pk": "prediction",
     "prediction_id": "prediction",
+    "map_pk": "saliency_map",
 }
 # for a bare ``pk``: the path segment before it says which object it is
 PK_SEGMENTS = {
@@ -195,12 +198,17 @@ def owned(clinician, lab):
     image = make_image(patient, clinician, seed=42)
     prediction = make_prediction(image)
     image.refresh_from_db()
+    saliency_map = SaliencyMap(
+        prediction=prediction, member="", class_name=prediction.label, peak_x=0.5, peak_y=0.5
+    )
+    saliency_map.file.save("map.png", ContentFile(png_bytes(smear_like_array(1, 32))))
     return {
         "lab": lab,
         "patient": patient,
         "specimen": image.specimen,
         "image": image,
         "prediction": prediction,
+        "saliency_map": saliency_map,
     }
 
 

@@ -41,7 +41,7 @@ class Command(BaseCommand):
         from inference.artifacts import get_active_version
         from inference.models import ModelVersion
         from ml_training.evaluate import _json_default, report_markdown, save_metrics
-        from ml_training.pipeline import evaluate_registered
+        from ml_training.scoring import evaluate_registered
 
         if opts["model_version"] is not None:
             version = ModelVersion.objects.filter(version=opts["model_version"]).first()

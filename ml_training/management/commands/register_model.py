@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--notes", default="")
 
     def handle(self, *args, **opts):
-        from ml_training.pipeline import register_bundle
+        from ml_training.bundles import register_bundle
 
         try:
             version = register_bundle(opts["path"], activate=opts["activate"], notes=opts["notes"])
