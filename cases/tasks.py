@@ -58,6 +58,7 @@ def recover_images() -> dict:
         "resent": report.resent,
         "failed": report.failed,
         "model_retried": report.model_retried,
+        "maps_given_up": report.maps_given_up,
     }
 
 

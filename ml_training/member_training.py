@@ -17,7 +17,7 @@ import numpy as np
 
 from inference.checksums import sha256_file
 from ml_training import augment as aug
-from ml_training import calibration
+from ml_training import calibration, fine_tuning
 from ml_training import data as data_mod
 from ml_training.calibration import Calibration
 from ml_training.member_data import load_images, stratified_subset, training_crop
@@ -133,6 +133,8 @@ def _build_networks(ctx: RunContext, member: dict, data: MemberData, member_seed
     if crop or precision != "float32":
         served = build_member_model(member, num_classes, weights_dir, "float32")
     plan = LRPlan(member, steps, epochs)
+    if fine_tuning.frozen_epochs(ctx, member):
+        fine_tuning.freeze_backbone([model, served])  # keras-io: the new head first
     compile_member(model, member, plan)
     dataset = dataset.map(lambda x, y: (x, _one_hot(y, num_classes)))
     return Networks(model, served, plan, dataset, int(steps), epochs)
@@ -195,7 +197,13 @@ class EpochLoop:
         self.iterator = iter(nets.dataset)
         self.started = time.time()
         self.planned = nets.epochs
+        frozen = fine_tuning.frozen_epochs(self.ctx, member)
         for epoch in range(1, nets.epochs + 1):
+            if frozen and epoch == frozen + 1:
+                nets.plan = fine_tuning.start_fine_tuning(
+                    nets, member, global_step=self.global_step, epochs_left=nets.epochs - frozen
+                )
+                self.info["fine_tuning_from_epoch"] = epoch
             if epoch > self.planned:
                 self.stopped = (
                     f"{TIME_BUDGET_STOP} ({member['max_minutes']} min): {self.planned} epochs"

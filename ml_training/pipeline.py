@@ -24,6 +24,7 @@ from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training import ood_fit, review_threshold, train
 from ml_training.bundles import CALIBRATION_FILE, OOD_FILE, _run_json, register_run, write_bundle
+from ml_training.member_training import TIME_BUDGET_STOP
 from ml_training.scoring import engine_for_members, evaluate_engine, segmentation_iou
 
 logger = logging.getLogger("ml_training")
@@ -133,9 +134,16 @@ def training_summary(ctx: train.RunContext, infos: dict, seconds: float) -> dict
             "history": info.get("history"),
         }
     state = ctx.read_state()
+    capped = sorted(
+        name for name, m in members.items() if str(m["stopped"] or "").startswith(TIME_BUDGET_STOP)
+    )
     return {
         "profile": ctx.profile["name"],
         "seed": ctx.config["seed"],
+        # A wall-clock cap (max_minutes, an opt-in safety net) that fired made the epoch count
+        # depend on the machine's speed and load: the same command need not give these weights.
+        "reproducible": not capped,
+        "time_capped_members": capped,
         "members": members,
         "train_seconds_sum": round(sum(m["train_seconds"] or 0 for m in members.values()), 1),
         "pipeline_seconds_this_session": round(seconds, 1),

@@ -41,7 +41,9 @@ TRAIN_DEFAULTS = {
     "bn_momentum": 0.9,
     "patience": 3,  # epochs without a better validation macro-F1 before stopping
     "min_epochs": 1,
-    "max_minutes": None,  # wall-clock cap for the member: no epoch starts that would overrun it
+    # An opt-in safety net, not a plan: no epoch starts that would overrun this many minutes.
+    # A run in which it fires is marked not reproducible (metrics, model card).
+    "max_minutes": None,
     "steps_per_epoch": None,  # default: one balanced epoch (classes x largest class / batch)
     "train_fraction": 1.0,  # use a class-stratified subset of the training split (quick checks)
     "augment": True,
@@ -61,6 +63,12 @@ TRAIN_DEFAULTS = {
     # into the softmax layer (ml_training.calibration); kept only when it does not lower the
     # member's validation macro-F1.
     "calibrate": False,
+    # Fine-tuning from ImageNet weights (ml_training.fine_tuning, the keras-io recipe): train the
+    # head on a frozen backbone for this many epochs, then unfreeze the top fine_tune_layers of
+    # the backbone (BatchNorm layers stay frozen) at fine_tune_learning_rate. 0: no freezing.
+    "frozen_epochs": 0,
+    "fine_tune_layers": 20,
+    "fine_tune_learning_rate": 1e-5,
 }
 
 MEMBER_KEYS = {"name", "architecture", "input_size", *TRAIN_DEFAULTS}
@@ -118,6 +126,12 @@ def resolve_profile(profile: dict) -> dict:
                     f"member {member['name']}: train_crop {crop} is larger than its "
                     f"input_size {member['input_size']}"
                 )
+        frozen = int(member["frozen_epochs"])
+        if frozen and not 0 < frozen < int(member["epochs"]):
+            raise ValueError(
+                f"member {member['name']}: frozen_epochs {frozen} must be below its "
+                f"{member['epochs']} epochs (the rest fine-tune)"
+            )
         members.append(member)
     if not members:
         raise ValueError("a profile needs at least one member")

@@ -9,6 +9,9 @@ and re-checked under the lock, and an image sent twice is classified once.
 - ``queued`` with no task in flight: the send failed (broker down) or the message was lost
   (broker restarted without persistence). Sent again. Skipped while no model is active: those
   images wait for the activation, which sends them all.
+- Grad-CAM maps still ``pending`` after ``LP_SWEEP_QUEUED_AFTER_S``: the follow-up task was lost
+  or is far behind. Marked ``failed`` with that reason, so the page stops waiting for them; a
+  task that runs later still stores them.
 - ``failed`` because the model could not be loaded: queued again once the active version's
   artifacts verify, at most once per ``LP_SWEEP_GRACE_S``; each such retry counts against the
   attempt cap, so a model that verifies but cannot be loaded is not retried for ever.
@@ -23,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import SmearImage
+from ..models import Prediction, SmearImage
 from .audit import audit_event_create
 from .lifecycle import (
     SEND_GRACE,
@@ -47,9 +50,12 @@ class RecoveryReport:
     resent: list[int] = field(default_factory=list)  # queued with no task in flight
     failed: list[int] = field(default_factory=list)  # stale processing at the attempt cap
     model_retried: list[int] = field(default_factory=list)  # model failures, model now sound
+    maps_given_up: int = 0  # predictions whose Grad-CAM maps never came
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.resent or self.failed or self.model_retried)
+        return bool(
+            self.requeued or self.resent or self.failed or self.model_retried or self.maps_given_up
+        )
 
 
 def images_recover(*, now=None) -> RecoveryReport:
@@ -62,15 +68,29 @@ def images_recover(*, now=None) -> RecoveryReport:
     if active is not None:
         _resend_lost_queued(now, report)
         _retry_model_failures(now, active, report)
+    report.maps_given_up = _give_up_lost_maps(now)
     if report:
         logger.warning(
-            "recovery sweep: requeued %s, re-sent %s, failed %s, model failures retried %s",
+            "recovery sweep: requeued %s, re-sent %s, failed %s, model failures retried %s, "
+            "Grad-CAM maps given up %s",
             report.requeued,
             report.resent,
             report.failed,
             report.model_retried,
+            report.maps_given_up,
         )
     return report
+
+
+def _give_up_lost_maps(now) -> int:
+    after = settings.LP_SWEEP_QUEUED_AFTER_S
+    return Prediction.objects.filter(
+        saliency_status=Prediction.Saliency.PENDING, created_at__lt=now - timedelta(seconds=after)
+    ).update(
+        saliency_status=Prediction.Saliency.FAILED,
+        saliency_error=f"not computed within {round(after / 60)} minutes: the follow-up task "
+        "was lost or the workers are far behind",
+    )
 
 
 def _locked(query: Q):

@@ -73,3 +73,17 @@ def test_a_version_no_longer_served_gets_no_maps_and_says_why(prediction, demo_v
     prediction.refresh_from_db()
     assert "no longer the active version" in prediction.saliency_error
     assert not prediction.saliency_maps.exists()
+
+
+def test_the_sweep_gives_up_on_maps_that_never_came_and_a_late_task_still_stores_them(
+    prediction, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    later = timezone.now() + timedelta(seconds=settings.LP_SWEEP_QUEUED_AFTER_S + 1)
+    assert services.images_recover(now=later).maps_given_up == 1
+    prediction.refresh_from_db()
+    assert prediction.saliency_status == "failed" and "was lost" in prediction.saliency_error
+    assert services.prediction_explain(prediction_id=prediction.pk) == "done"
