@@ -28,6 +28,8 @@ class Concordance:
     per_class: list[dict] = field(default_factory=list)
     version_accuracy: float | None = None  # the version's registered (held-out) accuracy
     warning: str = ""
+    # Reviewed images the model withheld a label for (outside its domain): not in the figures.
+    out_of_domain: int = 0
 
 
 def current_verdicts(
@@ -54,8 +56,12 @@ def lab_concordance(*, lab, version=None, date_from=None, date_to=None) -> Conco
     verdicts = list(
         current_verdicts(lab=lab, version=version, date_from=date_from, date_to=date_to)
     )
+    withheld = [v for v in verdicts if v.prediction.out_of_domain]
+    verdicts = [v for v in verdicts if not v.prediction.out_of_domain]
     classes = list(version.class_names) if version is not None else _classes(verdicts)
-    result = Concordance(classes=classes, version_accuracy=_accuracy(version))
+    result = Concordance(
+        classes=classes, version_accuracy=_accuracy(version), out_of_domain=len(withheld)
+    )
     if not verdicts:
         return result
     from scipy.stats import binomtest

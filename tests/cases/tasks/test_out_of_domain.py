@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from cases import services
 from cases.models import ImageFlag, Prediction
+from cases.selectors.qa import lab_concordance
 from inference.engine import get_engine
 from tests.factories import default_specimen, home_lab
 from tests.images import non_smear_arrays, png_bytes, smear_like_array, upload
@@ -75,10 +76,13 @@ def test_an_image_outside_the_domain_is_stored_flagged_and_its_label_withheld(
 def test_nothing_to_confirm_outside_the_domain_but_a_person_may_classify_it(
     ood_demo_version, specimen, hematologist
 ):
-    image, prediction = _classified(specimen, hematologist, non_smear_arrays()["photo"])
+    image, prediction = _classified(specimen, hematologist, non_smear_arrays()["photo-landscape"])
     with pytest.raises(ValidationError, match="nothing to confirm"):
         services.verdict_record(image=image, user=hematologist, kind="confirm")
     verdict = services.verdict_record(
         image=image, user=hematologist, kind="reclassify", label=prediction.label
     )
     assert verdict.label == prediction.label  # the members' vote may be chosen, no reason needed
+    # The lab's QA measures the model on the images it labelled: this one is left out.
+    qa = lab_concordance(lab=image.patient.lab, version=prediction.model_version)
+    assert (qa.images, qa.out_of_domain) == (0, 1)
