@@ -31,7 +31,8 @@ def classify_folder(engine, folder: Path, *, batch_size: int = 32, progress: boo
 
     One result per file, in path order: ``file`` (relative to ``folder``), ``label`` (None when
     the image is outside the model's domain: the label is withheld as in the portal), the
-    members' ``vote`` behind it, ``votes``, ``agreement``, ``out_of_domain``, ``ood_score``;
+    members' ``vote`` behind it, ``votes``, ``agreement``, ``out_of_domain``, ``ood_score`` and
+    ``ood_parts`` (the features' and the image statistics' scores over their thresholds);
     or ``error`` for a file that cannot be read.
     """
     from tqdm.auto import tqdm
@@ -75,4 +76,5 @@ def _result(result) -> dict:
         "agreement": result.agreement,
         "out_of_domain": bool(result.out_of_domain),
         "ood_score": result.ood_score,
+        "ood_parts": result.ood_parts,  # each test's score over its threshold
     }

@@ -20,7 +20,10 @@ Two tests, both fitted on the version's training split and thresholded on its va
   features on inputs they were never meant to see.
 
 Each test's threshold is the ``pass_quantile`` of its score on the validation split, so at
-least that share of in-domain validation images passes. The stored ``ood_score`` is the larger
+least that share of in-domain validation images passes. One floor completes the image test:
+every training field shows a stained cell, so a field with less than half the smallest stained
+share of the training split (an empty, overexposed field; a page of text) is outside the domain
+however ordinary its colours are otherwise. The stored ``ood_score`` is the larger
 of the two scores divided by its threshold: 1 is the threshold, above 1 is outside the domain.
 
 The arrays live in one ``.npz`` file registered with the version (checksummed like the
@@ -94,6 +97,7 @@ class OODDetector:
     feature_threshold: float  # on the geometric mean of the members' distance ratios
     statistics_threshold: float  # on the image statistics' distance
     config: dict[str, Any] = field(default_factory=dict)
+    min_stained_share: float = 0.0  # the floor of the "stained share" statistic (0: none)
 
     @property
     def member_names(self) -> list[str]:
@@ -120,6 +124,10 @@ class OODDetector:
         order), ``statistics`` (N, K) from ``preprocessing.image_statistics``."""
         feat = self.feature_scores(features) / self.feature_threshold
         stat = self.statistics.distances(statistics) / self.statistics_threshold
+        if self.min_stained_share > 0:
+            share = np.asarray(statistics, dtype=np.float64)[:, STATISTICS.index("stained share")]
+            floor = self.min_stained_share / np.maximum(share, self.min_stained_share / 100)
+            stat = np.maximum(stat, floor)  # above 1 below the floor, at most 100
         score = np.maximum(feat, stat)
         return OODScores(score=score, flagged=score > 1.0, features=feat, statistics=stat)
 
@@ -129,7 +137,9 @@ class OODDetector:
         arrays: dict[str, np.ndarray] = {
             "stat_mean": self.statistics.mean,
             "stat_precision": self.statistics.precision,
-            "thresholds": np.array([self.feature_threshold, self.statistics_threshold]),
+            "thresholds": np.array(
+                [self.feature_threshold, self.statistics_threshold, self.min_stained_share]
+            ),
             "member_names": np.array(self.member_names),
             "val_medians": np.array([m.val_median for m in self.members]),
         }
@@ -156,10 +166,11 @@ class OODDetector:
                     for i, name in enumerate(names)
                 ]
                 stats = Gaussian(mean=z["stat_mean"], precision=z["stat_precision"])
-                feature_t, stat_t = (float(t) for t in z["thresholds"])
+                thresholds = [float(t) for t in z["thresholds"]]
         except (KeyError, ValueError, OSError) as exc:
             raise ValueError(f"not an out-of-domain detector file: {exc}") from exc
-        return cls(members, stats, feature_t, stat_t, dict(config or {}))
+        floor = thresholds[2] if len(thresholds) > 2 else 0.0
+        return cls(members, stats, thresholds[0], thresholds[1], dict(config or {}), floor)
 
 
 STATISTICS = (

@@ -133,7 +133,9 @@ def fit_detector(
     draft = ood_mod.OODDetector(members, statistics, 1.0, 1.0)
     feature_t = _quantile(draft.feature_scores(val_parts), feature_pass)
     statistics_t = _quantile(statistics.distances(val.statistics), statistics_pass)
-    detector = ood_mod.OODDetector(members, statistics, feature_t, statistics_t)
+    stained = train.statistics[:, ood_mod.STATISTICS.index("stained share")]
+    floor = 0.5 * float(stained.min())
+    detector = ood_mod.OODDetector(members, statistics, feature_t, statistics_t, {}, floor)
     scores = detector.score(val_parts, val.statistics)
     config = {
         "method": ood_mod.METHOD,
@@ -141,6 +143,7 @@ def fit_detector(
         "statistics_pass_quantile": statistics_pass,
         "feature_threshold": feature_t,
         "statistics_threshold": statistics_t,
+        "min_stained_share": floor,
         "members": engine.member_names,
         "statistics": list(ood_mod.STATISTICS),
         "train_images": len(labels),
@@ -150,7 +153,7 @@ def fit_detector(
         "val_pass_share": round(float(1 - scores.flagged.mean()), 4),
         "fit_seconds": round(train.seconds, 1),
     }
-    detector = ood_mod.OODDetector(members, statistics, feature_t, statistics_t, config)
+    detector = ood_mod.OODDetector(members, statistics, feature_t, statistics_t, config, floor)
     logger.info(
         "out-of-domain detector: %d training images; %d of %d validation images flagged "
         "(pass share %.3f)",

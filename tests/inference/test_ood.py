@@ -83,3 +83,24 @@ def test_split_features_cuts_the_fused_output_per_member():
     assert a.tolist() == [[0, 1, 2], [7, 8, 9]] and b.shape == (2, 4)
     with pytest.raises(ValueError, match="expected 8 feature columns"):
         ood.split_features(flat, [4, 4])
+
+
+def test_a_field_without_stained_cells_is_outside_the_domain_whatever_its_colours(tmp_path):
+    detector, _, val, stats = _fitted()
+    index = ood.STATISTICS.index("stained share")
+    floor = 0.5 * float(stats[:, index].min())
+    with_floor = ood.OODDetector(
+        detector.members,
+        detector.statistics,
+        detector.feature_threshold,
+        detector.statistics_threshold,
+        {},
+        floor,
+    )
+    typical = np.tile(detector.statistics.mean, (2, 1))  # the training mean: passes the Gaussian
+    typical[1, index] = 0.0  # ... but shows no stained pixel
+    scores = with_floor.score([v[:2] for v in val], typical)
+    assert scores.statistics[0] <= 1 < scores.statistics[1] <= 100
+    path = tmp_path / "ood.npz"
+    path.write_bytes(with_floor.to_bytes())
+    assert ood.OODDetector.from_file(path).min_stained_share == pytest.approx(floor)
