@@ -93,12 +93,28 @@ class PredictionSummaryOutputSerializer(serializers.Serializer):
     image_id = serializers.IntegerField()
     patient_id = serializers.IntegerField(source="image.patient_id")
     specimen_id = serializers.IntegerField(source="image.specimen_id")
-    label = serializers.CharField(help_text="The majority-voted class.")
-    confidence = serializers.FloatField(help_text="Mean member probability of `label`.")
+    label = serializers.CharField(
+        source="shown_label",
+        allow_null=True,
+        help_text="The majority-voted class; null when the image is outside the model's domain "
+        "(the label is withheld: `members_vote` and `votes` are then unreliable).",
+    )
+    members_vote = serializers.CharField(
+        source="label", help_text="The class most members voted for, whether shown or withheld."
+    )
+    out_of_domain = serializers.BooleanField(
+        help_text="The version's out-of-domain detector found the image unlike its training data."
+    )
+    ood_score = serializers.FloatField(
+        allow_null=True,
+        help_text="1 is the detector's threshold; above it, outside the domain. Null: the version "
+        "has no detector.",
+    )
+    confidence = serializers.FloatField(help_text="Mean member probability of `members_vote`.")
     probabilities = serializers.DictField(
         child=serializers.FloatField(), help_text="Mean member probability per class."
     )
-    votes = serializers.IntegerField(help_text="Members that voted for `label`.")
+    votes = serializers.IntegerField(help_text="Members that voted for `members_vote`.")
     member_count = serializers.IntegerField(help_text="Members in the ensemble.")
     agreement = serializers.ChoiceField(choices=Prediction.Agreement.choices)
     model_version = ModelVersionOutputSerializer()

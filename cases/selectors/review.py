@@ -74,10 +74,13 @@ def specimen_outstanding_images(*, specimen: Specimen) -> list[int]:
 def specimen_summary(*, images) -> dict:
     """The case summary over a specimen's images (as listed by ``image_list``)."""
     model_labels, verified_labels, open_flags = Counter(), Counter(), Counter()
-    agreed = reviewed = excluded = not_assessable = awaiting = 0
+    agreed = reviewed = excluded = not_assessable = awaiting = out_of_domain = 0
     for image in images:
         prediction = image.predictions.all()[0] if image.predictions.all() else None
-        if prediction is not None:
+        withheld = prediction is not None and prediction.out_of_domain
+        if withheld:
+            out_of_domain += 1  # no model label: not counted as one, nor in the agreement
+        elif prediction is not None:
             model_labels[prediction.label] += 1
         verdict = image.current_verdict
         if verdict is None:
@@ -91,8 +94,9 @@ def specimen_summary(*, images) -> dict:
             not_assessable += 1
         else:
             verified_labels[verdict.label] += 1
-            reviewed += 1
-            agreed += verdict.kind == Verdict.Kind.CONFIRM
+            if not withheld:
+                reviewed += 1
+                agreed += verdict.kind == Verdict.Kind.CONFIRM
     return {
         "model_labels": dict(model_labels),
         "verified_labels": dict(verified_labels),
@@ -102,6 +106,7 @@ def specimen_summary(*, images) -> dict:
         "not_assessable": not_assessable,
         "excluded": excluded,
         "awaiting": awaiting,
+        "out_of_domain": out_of_domain,
         "open_flags": [
             (code, flag_reason(code).label, n)
             for code, n in sorted(open_flags.items(), key=lambda kv: flag_reason(kv[0]).priority)

@@ -48,3 +48,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 
 # Fault injection for the fault tests' worker processes (never set outside tests).
 LP_FAULT_DELAY_AFTER_CLAIM_S = env.float("LP_FAULT_DELAY_AFTER_CLAIM_S", default=0.0)
+
+# Grad-CAM maps cost the worker seconds per image: off in tests unless a test turns it on
+# (tests/cases/tasks/test_saliency.py), so the worker tests time classification alone.
+LP_SALIENCY = env.bool("LP_SALIENCY", default=False)

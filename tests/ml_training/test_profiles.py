@@ -7,7 +7,6 @@ from ml_training.profiles import available_profiles, load_profile
 
 # retrain's 60-minute budget on 2 cores minus what is not training: manifest and data loading,
 # evaluation of test + Segmented twins, registration (3.5 min measured) and a margin.
-CPU_TRAINING_MINUTES = 54
 
 
 @pytest.mark.parametrize("name", available_profiles())
@@ -16,10 +15,11 @@ def test_every_profile_loads_with_all_five_members(name):
     assert sorted(m["architecture"] for m in profile["members"]) == sorted(ARCHITECTURES)
 
 
-def test_cpu_profile_caps_every_member_within_the_hour():
+def test_cpu_profile_runs_fixed_epochs_whatever_the_machine_load():
+    """No wall-clock cap: a cap turns a busy machine into fewer epochs and other weights."""
     members = load_profile("cpu")["members"]
-    assert all(m["max_minutes"] for m in members), "a member without a cap can overrun the hour"
-    assert sum(m["max_minutes"] for m in members) <= CPU_TRAINING_MINUTES
+    assert all(m["max_minutes"] is None for m in members)
+    assert all(isinstance(m["epochs"], int) and m["epochs"] >= 1 for m in members)
 
 
 def _one_member_profile(tmp_path, **member):

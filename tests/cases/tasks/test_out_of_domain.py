@@ -71,6 +71,14 @@ def test_an_image_outside_the_domain_is_stored_flagged_and_its_label_withheld(
     item = next(i for i in queue["results"] if i["id"] == image.pk)
     assert item["prediction"]["label"] is None and item["prediction"]["out_of_domain"] is True
     assert item["flags"][0]["reason"] == "out_of_domain"
+    api = client.get(reverse("api:prediction-detail", args=[prediction.pk])).json()
+    assert (api["label"], api["members_vote"], api["out_of_domain"]) == (
+        None,
+        prediction.label,
+        True,
+    )
+    specimen_page = client.get(reverse("cases:specimen-detail", args=[specimen.pk])).content
+    assert b"1 outside the model's domain (no model label)." in specimen_page
 
 
 def test_nothing_to_confirm_outside_the_domain_but_a_person_may_classify_it(

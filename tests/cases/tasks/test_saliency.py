@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def prediction(demo_version, hematologist):
+def prediction(demo_version, hematologist, settings):
+    settings.LP_SALIENCY = True  # off by default in the test settings
     patient = services.patient_create(
         lab=home_lab(hematologist), created_by=hematologist, record_number="G-1", display_label="G"
     )
