@@ -15,6 +15,7 @@ and loads the new version when it changed, so workers follow activations without
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import logging
 import threading
@@ -197,7 +198,6 @@ class EnsembleEngine:
         engine = cls.from_models(
             version, models, names, cfg, batch_size=batch_size, ood=load_ood_detector(version)
         )
-        engine = dataclasses.replace(engine, temperature=version.temperature)
         logger.info(
             "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s",
             version,
@@ -220,7 +220,8 @@ class EnsembleEngine:
         ood: OODDetector | None = None,
     ) -> EnsembleEngine:
         """Fuse loaded member models under ``version`` (saved or not) with a resolved config;
-        ``ood``: its out-of-domain detector, whose members must be these members."""
+        ``ood``: its out-of-domain detector, whose members must be these members. The
+        calibration temperature is the version's."""
         fused = build_fused_model(
             models,
             names,
@@ -237,6 +238,7 @@ class EnsembleEngine:
             preprocessing=config,
             batch_size=batch_size,
             fingerprint=version_fingerprint(version, config),
+            temperature=version.temperature,
         ).with_ood(ood)
 
     def with_ood(self, ood: OODDetector | None) -> EnsembleEngine:
@@ -255,9 +257,10 @@ class EnsembleEngine:
                 )
         return dataclasses.replace(self, ood=ood)
 
-    @property
+    @functools.cached_property
     def feature_dims(self) -> list[int]:
-        """Each member's pooled-feature size, or [] when the fused model outputs none."""
+        """Each member's pooled-feature size, or [] when the fused model outputs none (read
+        once per engine: ``predict`` needs it on every call)."""
         if len(self.fused_model.outputs) < 2:
             return []
         return [int(m.get_layer("avg_pool").output.shape[-1]) for m in self.member_models]

@@ -16,6 +16,7 @@ times as much); the thresholds, which decide what is flagged, are set on served 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,9 @@ def fit_gaussian(x: np.ndarray) -> ood_mod.Gaussian:
     return ood_mod.Gaussian(mean=lw.location_, precision=lw.precision_)
 
 
-def fit_member(name: str, features: np.ndarray, labels: np.ndarray, classes: int):
-    """Class means and the shared (class-centred, Ledoit-Wolf) precision of one member."""
+def fit_member(name: str, features: np.ndarray, labels: np.ndarray, classes: int, val_features):
+    """Class means and the shared (class-centred, Ledoit-Wolf) precision of one member, fitted
+    on its training ``features``; its scale is the median distance of ``val_features``."""
     from sklearn.covariance import LedoitWolf
 
     f = np.asarray(features, dtype=np.float64)
@@ -89,12 +91,8 @@ def fit_member(name: str, features: np.ndarray, labels: np.ndarray, classes: int
     means = np.stack([f[labels == c].mean(axis=0) for c in present])
     centred = f - means[np.searchsorted(present, labels)]
     precision = LedoitWolf(assume_centered=True).fit(centred).precision_
-    return ood_mod.MemberGaussian(
-        name=name,
-        means=means.astype(np.float32),
-        precision=precision.astype(np.float32),
-        val_median=1.0,
-    )
+    member = ood_mod.MemberGaussian(name, means.astype(np.float32), precision.astype(np.float32), 1)
+    return dataclasses.replace(member, val_median=float(np.median(member.distances(val_features))))
 
 
 def fit_detector(
@@ -118,16 +116,15 @@ def fit_detector(
     )
     labels = np.asarray(train_labels)
     dims = engine.feature_dims
-    members = [
-        fit_member(name, f, labels, len(engine.class_names))
-        for name, f in zip(
-            engine.member_names, ood_mod.split_features(train.features, dims), strict=True
-        )
-    ]
     val_parts = ood_mod.split_features(val.features, dims)
     members = [
-        ood_mod.MemberGaussian(m.name, m.means, m.precision, float(np.median(m.distances(f))))
-        for m, f in zip(members, val_parts, strict=True)
+        fit_member(name, f, labels, len(engine.class_names), v)
+        for name, f, v in zip(
+            engine.member_names,
+            ood_mod.split_features(train.features, dims),
+            val_parts,
+            strict=True,
+        )
     ]
     statistics = fit_gaussian(train.statistics)
     draft = ood_mod.OODDetector(members, statistics, 1.0, 1.0)
@@ -153,7 +150,7 @@ def fit_detector(
         "val_pass_share": round(float(1 - scores.flagged.mean()), 4),
         "fit_seconds": round(train.seconds, 1),
     }
-    detector = ood_mod.OODDetector(members, statistics, feature_t, statistics_t, config, floor)
+    detector = dataclasses.replace(detector, config=config)
     logger.info(
         "out-of-domain detector: %d training images; %d of %d validation images flagged "
         "(pass share %.3f)",

@@ -257,9 +257,9 @@ def prediction_record(*, image: SmearImage, version, result) -> Prediction:
         member_count=result.member_count,
         agreement=result.agreement,
         inference_ms=result.inference_ms,
-        out_of_domain=bool(getattr(result, "out_of_domain", False)),
-        ood_score=getattr(result, "ood_score", None),
-        ood_parts=getattr(result, "ood_parts", None) or {},
+        out_of_domain=result.out_of_domain,
+        ood_score=result.ood_score,
+        ood_parts=result.ood_parts or {},
         saliency_status=(
             Prediction.Saliency.PENDING if settings.LP_SALIENCY else Prediction.Saliency.UNAVAILABLE
         ),

@@ -29,12 +29,11 @@ def _fitted(seed=0, n=300, dims=(8, 5)):
     centres = [rng.normal(0, 3, size=(4, d)) for d in dims]
     feats = [c[labels] + rng.normal(size=(n, len(c[0]))) for c in centres]
     stats = ood.image_statistics(np.stack([smear_like_array(s, 64) for s in range(60)]))
-    members = [ood_fit.fit_member(f"m{i}", f, labels, 4) for i, f in enumerate(feats)]
     val_labels = rng.integers(0, 4, 200)
     val = [c[val_labels] + rng.normal(size=(200, len(c[0]))) for c in centres]
     members = [
-        ood.MemberGaussian(m.name, m.means, m.precision, float(np.median(m.distances(v))))
-        for m, v in zip(members, val, strict=True)
+        ood_fit.fit_member(f"m{i}", f, labels, 4, v)
+        for i, (f, v) in enumerate(zip(feats, val, strict=True))
     ]
     gauss = ood_fit.fit_gaussian(stats[:40])
     draft = ood.OODDetector(members, gauss, 1.0, 1.0)
