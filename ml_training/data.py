@@ -325,26 +325,29 @@ def split_manifest(
 ):
     """Train / validation / test, stratified by class, near-duplicate groups kept on one side.
 
-    With ``cv_folds`` K and ``cv_fold`` I (1..K) the test split is fold I of a stratified group
-    K-fold over the whole manifest (``group_kfold`` with the same seed), so K runs with the
-    same seed test every image exactly once; the validation split is then carved from the
-    other folds (``val_fraction`` of all images).
+    With ``cv_folds`` K and ``cv_fold`` I (1..K) the run is fold I of a cross-validation on the
+    development images: the internal test split (the one a normal run with this seed and
+    ``test_fraction`` holds out) is left out of every fold, the rest is cut into K stratified
+    group folds (same seed), and fold I is this run's held-out split, so K runs test every
+    development image exactly once and none of them sees the internal test split. The
+    validation split is carved from the other folds in the same proportion as a normal run
+    carves it from the development images.
     """
     labels, groups = manifest.labels, manifest.groups
     all_idx = np.arange(len(manifest.entries))
     method = "StratifiedGroupKFold"
     check_cv(cv_folds, cv_fold)
     check_enough_images(manifest, val_fraction=val_fraction, test_fraction=test_fraction)
-    if cv_folds is None:
-        rest, test = _one_group_fold(labels, groups, all_idx, test_fraction, seed)
-        test_share = test_fraction
-    else:
-        rest, test = (
-            np.asarray(p) for p in group_kfold(manifest, k=cv_folds, seed=seed)[cv_fold - 1]
+    rest, test = _one_group_fold(labels, groups, all_idx, test_fraction, seed)
+    val_share = val_fraction / (1 - test_fraction)  # of the images left for training
+    if cv_folds is not None:
+        folds = group_kfold(labels, groups, rest, k=cv_folds, seed=seed)
+        rest, test = folds[cv_fold - 1]
+        method = (
+            f"StratifiedGroupKFold, test = fold {cv_fold} of {cv_folds} of the development "
+            "images (the internal test split left out)"
         )
-        test_share = 1.0 / cv_folds
-        method = f"StratifiedGroupKFold, test = fold {cv_fold} of {cv_folds}"
-    train, val = _one_group_fold(labels, groups, rest, val_fraction / (1 - test_share), seed + 1)
+    train, val = _one_group_fold(labels, groups, rest, val_share, seed + 1)
     return Split(
         sorted(train.tolist()), sorted(val.tolist()), sorted(test.tolist()), seed, method=method
     )
@@ -360,15 +363,15 @@ def check_cv(cv_folds: int | None, cv_fold: int | None) -> None:
         )
 
 
-def group_kfold(manifest: Manifest, *, k: int, seed: int) -> list[tuple[list[int], list[int]]]:
-    """Stratified group k-fold over the whole manifest: [(train_idx, held_out_idx), ...]."""
+def group_kfold(labels, groups, indices, *, k: int, seed: int):
+    """Stratified group k-fold over ``indices``: [(rest, held_out), ...] as index arrays."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    indices = np.asarray(indices)
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    labels, groups = manifest.labels, manifest.groups
     return [
-        (sorted(a.tolist()), sorted(b.tolist()))
-        for a, b in splitter.split(np.zeros(len(labels)), labels, groups)
+        (indices[a], indices[b])
+        for a, b in splitter.split(indices, labels[indices], groups[indices])
     ]
 
 
