@@ -163,13 +163,22 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     version.refresh_from_db()
     assert version.preprocessing["tta"] == "none"  # the version itself is unchanged
 
-    # The model card renders from the run folder alone.
+    # The model card renders from the run's exported summary files.
     card = tmp_path / "docs" / "model-card.md"
     call_command(
-        "render_model_card", str(run_dir), "--out", str(card), "--version", str(version.version)
+        "render_model_card",
+        "--from-run",
+        str(run_dir),
+        "--summary",
+        str(tmp_path / "docs" / "model-card" / "run"),
+        "--out",
+        str(card),
+        "--version",
+        str(version.version),
     )
     text = card.read_text()
     assert f"{m['ensemble']['macro_f1']:.4f}" in text and "No patient-level split" in text
+    assert f"flagged **{m['out_of_domain']['flagged']} of" in text
     assert (tmp_path / "docs" / "model-card" / "confusion_ensemble.png").is_file()
 
     # The run folder is a bundle another machine could hand over.
@@ -303,7 +312,7 @@ def test_one_cross_validation_fold_end_to_end(tmp_path, smears, settings, capsys
     config = json.loads((run_dir / "config.json").read_text())
     assert config["cv"] == {"folds": 3, "fold": 2}
     split = json.loads((run_dir / "split.json").read_text())
-    assert split["method"] == "StratifiedGroupKFold, test = fold 2 of 3"
+    assert split["method"].startswith("StratifiedGroupKFold, test = fold 2 of 3")
     total = sum(len(split[k]) for k in ("train", "val", "test"))
     assert abs(len(split["test"]) / total - 1 / 3) < 0.1
     capsys.readouterr()

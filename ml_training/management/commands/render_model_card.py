@@ -1,14 +1,18 @@
-"""``manage.py render_model_card RUN_DIR``: write docs/model-card.md from a run folder."""
+"""``manage.py render_model_card``: write docs/model-card.md from committed summary files."""
 
 import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = "Render docs/model-card.md (and docs/model-card/*.png) from a training run folder."
+    help = (
+        "Render docs/model-card.md from the released run's summary files in "
+        "docs/model-card/run/. With --from-run RUN_DIR, first copy those files out of a "
+        "training run folder (paths made relative, nothing of the machine kept)."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         # Our --version N (a model version number) replaces Django's --version.
@@ -16,9 +20,11 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("run_dir", type=Path)
+        docs = Path(settings.BASE_DIR) / "docs"
+        parser.add_argument("--summary", type=Path, default=docs / "model-card" / "run")
+        parser.add_argument("--out", type=Path, default=docs / "model-card.md")
         parser.add_argument(
-            "--out", type=Path, default=Path(settings.BASE_DIR) / "docs" / "model-card.md"
+            "--from-run", type=Path, metavar="RUN_DIR", help="export this run's summary first"
         )
         parser.add_argument("--version", type=int, dest="model_version")
         parser.add_argument(
@@ -27,18 +33,41 @@ class Command(BaseCommand):
             help="metrics JSON printed by evaluate_model --json on the version",
         )
         parser.add_argument("--command", dest="train_command", help="the retrain command used")
+        parser.add_argument(
+            "--cv",
+            type=Path,
+            nargs="+",
+            metavar="FOLD_RUN",
+            help="the run folders of the cross-validation folds (retrain --cv-folds K); "
+            "alone, adds them to the committed summary",
+        )
 
     def handle(self, *args, **opts):
+        from ml_training import card_files, crossval
         from ml_training.model_card import render
 
-        verification = None
-        if opts["verification"]:
-            verification = json.loads(opts["verification"].read_text())
-        out = render(
-            opts["run_dir"],
-            opts["out"],
-            version=opts["model_version"],
-            verification=verification,
-            command=opts["train_command"],
-        )
+        summary, repo = opts["summary"], Path(settings.BASE_DIR)
+        try:
+            cv = crossval.summarise(opts["cv"]) if opts["cv"] else None
+            if opts["from_run"]:
+                card_files.export_run(
+                    opts["from_run"],
+                    summary,
+                    repo=repo,
+                    version=opts["model_version"],
+                    command=opts["train_command"],
+                    verification=_read_json(opts["verification"]),
+                    cv_summary=cv,
+                )
+            elif opts["model_version"] or opts["verification"] or opts["train_command"]:
+                raise CommandError("--version, --verification and --command go with --from-run")
+            elif cv is not None:
+                card_files.write_cv(summary, cv, repo=repo)
+            out = render(summary, opts["out"])
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"wrote {out}"))
+
+
+def _read_json(path: Path | None) -> dict | None:
+    return json.loads(path.read_text()) if path else None

@@ -1,0 +1,130 @@
+"""The small summary files of a released run, committed beside ``docs/model-card.md``.
+
+``render_model_card --from-run RUN_DIR`` copies what the card is rendered from out of the run
+folder (which stays on the training machine, under ``var/``) into ``docs/model-card/run/``:
+the configuration, the split, the member records, the evaluation metrics, the out-of-domain
+detector's and the calibration's figures, the run's timeline and the ensemble's plots. Every
+path of the training machine is rewritten relative to the repository (``ml_training/...``,
+``var/runs/...``) or to its parent (``../shared/datasets/...``), so the card re-renders from a
+clone anywhere and names no machine. Nothing here holds an image, a weight or a patient.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+SUMMARY_DIR = Path("docs") / "model-card" / "run"
+RUN_FILES = (
+    "config.json",
+    "split.json",
+    "state.json",
+    "ood.json",
+    "calibration.json",
+    "eval/metrics.json",
+)
+PLOTS = ("confusion_ensemble.png", "roc_ensemble.png", "reliability_ensemble.png")
+CARD_FILE = "card.json"  # what the run folder does not say: version number, command, CV source
+CV_FILE = "cv.json"
+
+
+def relative_paths(text: str, repo: Path) -> str:
+    """``text`` with the repository's and its parent's absolute paths made relative."""
+    for root in {Path(repo), Path(repo).resolve()}:
+        text = text.replace(f"{root}/", "").replace(str(root), ".")
+        text = text.replace(f"{root.parent}/", "../")
+    return text
+
+
+def portable_path(path: Path, repo: Path) -> str:
+    """``path`` relative to the repository or its parent; only its name if outside both."""
+    text = relative_paths(str(Path(path).resolve()), repo)
+    return Path(text).name if Path(text).is_absolute() else text
+
+
+def _copy_json(src: Path, dest: Path, repo: Path) -> None:
+    text = relative_paths(src.read_text(), repo)
+    json.loads(text)  # still JSON after the rewrite
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+
+
+def export_run(
+    run_dir: Path,
+    dest: Path,
+    *,
+    repo: Path,
+    version: int | None = None,
+    command: str | None = None,
+    verification: dict | None = None,
+    cv_summary: dict | None = None,
+) -> Path:
+    """Copy the card's sources from ``run_dir`` into ``dest`` (replacing what was there)."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{run_dir} is not an evaluated run folder: no {', '.join(missing)}"
+        )
+    if dest.exists():
+        shutil.rmtree(dest)
+    for name in RUN_FILES:
+        _copy_json(run_dir / name, dest / Path(name).name, repo)
+    for member in sorted((run_dir / "members").glob("*.json")):
+        _copy_json(member, dest / "members" / member.name, repo)
+    for plot in PLOTS:
+        if (run_dir / "eval" / plot).is_file():
+            shutil.copy(run_dir / "eval" / plot, dest.parent / plot)
+    config = json.loads((dest / "config.json").read_text())
+    card = {
+        "run": portable_path(run_dir, repo),
+        "version": version,
+        "command": command or default_command(config),
+        "verification": verification,
+    }
+    (dest / CARD_FILE).write_text(relative_paths(json.dumps(card, indent=1), repo))
+    if cv_summary is not None:
+        write_cv(dest, cv_summary, repo=repo)
+    return dest
+
+
+def write_cv(dest: Path, cv_summary: dict, *, repo: Path) -> Path:
+    """Add a cross-validation summary (``crossval.summarise``) to a summary folder."""
+    path = Path(dest) / CV_FILE
+    path.write_text(relative_paths(json.dumps(cv_summary, indent=1), repo))
+    return path
+
+
+def default_command(config: dict) -> str:
+    cv = config.get("cv")
+    return (
+        f"python manage.py retrain --data-dir {config['data_dir']} "
+        f"--profile {config['profile']['name']} --seed {config['seed']}"
+        + (f" --cv-folds {cv['folds']} --cv-fold {cv['fold']}" if cv else " --activate")
+    )
+
+
+def load_summary(src: Path) -> dict:
+    """Everything the card is rendered from, read from a summary folder."""
+    src = Path(src)
+    if not (src / CARD_FILE).is_file():
+        raise FileNotFoundError(
+            f"{src} holds no model card summary; make one with render_model_card --from-run RUN_DIR"
+        )
+
+    def read(name):
+        path = src / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    return {
+        "card": read(CARD_FILE),
+        "config": read("config.json"),
+        "split": read("split.json"),
+        "state": read("state.json"),
+        "ood": read("ood.json"),
+        "calibration": read("calibration.json"),
+        "metrics": read("metrics.json"),
+        "cv": read(CV_FILE),
+        "members": {p.stem: json.loads(p.read_text()) for p in (src / "members").glob("*.json")},
+    }
