@@ -10,10 +10,9 @@ from django.core.management import call_command
 from inference.models import ModelVersion
 from ml_training import pipeline, train
 from ml_training.profiles import PROFILES_DIR
+from ml_training.reproducibility import METRIC_TOLERANCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-METRIC_TOLERANCE = 1e-6  # same seed, same machine: op determinism is on in the smoke profile
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +230,7 @@ def test_same_seed_same_split_and_metrics(tmp_path, smears, small_run, settings)
         assert (
             ma["members"][member]["confusion_matrix"] == mb["members"][member]["confusion_matrix"]
         )
+    assert call_command("compare_runs", str(a.run_dir), str(b.run_dir)) is None
     ha = json.loads((a.run_dir / "members" / "MobileNetV2.json").read_text())["history"]
     hb = json.loads((b.run_dir / "members" / "MobileNetV2.json").read_text())["history"]
     assert ha[0]["loss"] == pytest.approx(hb[0]["loss"], rel=1e-4)
