@@ -4,7 +4,7 @@ Every rejection carries a message a clinician can act on. Nothing is stored here
 stores a file only after it passed every check.
 
 What is stored carries nothing but pixels: the upload is decoded exactly as the model decodes it
-(``inference.preprocessing.decode_image``: EXIF orientation applied, every mode to 8-bit RGB,
+(``inference.decoding.decode_image``: EXIF orientation applied, every mode to 8-bit RGB,
 16-bit scaled to 8 bits) and those pixels are stored as a lossless PNG, so no EXIF, comment,
 ICC profile or trailing byte of the upload is kept, and the model sees the same pixels from the
 stored file as from the upload. A small JPEG thumbnail is made from the same pixels.
@@ -121,7 +121,7 @@ def store_as_pixels(content: bytes, *, max_pixels: int | None = None) -> StoredP
     """The pixels the model sees (``decode_image``), as a PNG and a thumbnail, nothing else.
 
     Raises ``inference.exceptions.ImageDecodeError`` for a file that cannot be decoded."""
-    from inference.preprocessing import decode_image
+    from inference.decoding import decode_image
 
     rgb = decode_image(content, max_pixels=max_pixels)
     stored = _encode(Image.fromarray(rgb), STORED_FORMAT, compress_level=3)

@@ -31,6 +31,7 @@ from django.conf import settings
 import inference.layers  # noqa: F401 - registers InputScaling for load_model
 from inference import preprocessing, voting
 from inference.artifacts import ood_local_path
+from inference.decoding import decode_image
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
 from inference.ood import OODDetector, image_statistics, split_features
@@ -192,7 +193,7 @@ class EnsembleEngine:
                     f"member {member['name']!r} of {version} could not be loaded from "
                     f"{member['artifact']}: {exc}"
                 ) from exc
-            _check_member(model, member, version)
+            check_member(model, member, version.class_names, f" of {version}")
             models.append(model)
             names.append(member["name"])
         engine = cls.from_models(
@@ -318,9 +319,7 @@ class EnsembleEngine:
             chunk = images[start : start + self.batch_size]
             t0 = time.perf_counter()
             prepared = [
-                item
-                if isinstance(item, np.ndarray)
-                else preprocessing.decode_image(item, max_pixels=max_pixels)
+                item if isinstance(item, np.ndarray) else decode_image(item, max_pixels=max_pixels)
                 for item in chunk
             ]
             batch = preprocessing.prepare_batch(prepared, self.preprocessing)
@@ -381,19 +380,22 @@ def load_ood_detector(version: ModelVersion) -> OODDetector | None:
         ) from exc
 
 
-def _check_member(model, member: dict, version: ModelVersion) -> None:
-    shape = tuple(model.input_shape)
+def check_member(model, member: dict, class_names: list[str], owner: str = "") -> None:
+    """A loaded member must take its registered (size, size, 3) input and give one output per
+    class; otherwise ``ArtifactIntegrityError`` (``owner``, e.g. " of v3", names the version).
+    The one check of a member, for serving, evaluation and bundle registration."""
+    shape = tuple(model.input_shape)[1:]
     size = int(member["input_size"])
-    if shape[1:] != (size, size, 3):
+    if shape != (size, size, 3):
         raise ArtifactIntegrityError(
-            f"member {member['name']!r} of {version} takes input {shape[1:]}, "
-            f"registered as ({size}, {size}, 3)"
+            f"member {member['name']!r}{owner} takes input {shape}, registered as "
+            f"({size}, {size}, 3)"
         )
     classes = int(model.output_shape[-1])
-    if classes != len(version.class_names):
+    if classes != len(class_names):
         raise ArtifactIntegrityError(
-            f"member {member['name']!r} of {version} outputs {classes} classes, "
-            f"the version has {len(version.class_names)}: {version.class_names}"
+            f"member {member['name']!r}{owner} outputs {classes} classes, the version has "
+            f"{len(class_names)}: {list(class_names)}"
         )
 
 

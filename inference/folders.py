@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 
 from inference import preprocessing
+from inference.decoding import decode_image
 from inference.exceptions import ImageDecodeError
 
 
@@ -48,7 +49,7 @@ def classify_folder(engine, folder: Path, *, batch_size: int = 32, progress: boo
             for path in chunk:
                 row = {"file": path.relative_to(folder).as_posix()}
                 try:
-                    decoded.append(preprocessing.decode_image(path, max_pixels=max_pixels))
+                    decoded.append(decode_image(path, max_pixels=max_pixels))
                     rows.append(row)
                 except ImageDecodeError as exc:
                     results.append({**row, "error": str(exc)})

@@ -16,7 +16,6 @@ from inference.checksums import sha256_file
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training import review_threshold, train
-from ml_training.scoring import _check_model
 
 logger = logging.getLogger("ml_training")
 
@@ -163,6 +162,8 @@ def validate_bundle(path: Path) -> dict:
 
     import inference.layers  # noqa: F401
     from inference.architectures import validate_member_spec
+    from inference.engine import check_member
+    from inference.exceptions import ArtifactIntegrityError
     from inference.preprocessing import resolve_config
 
     path = Path(path)
@@ -192,7 +193,10 @@ def validate_bundle(path: Path) -> dict:
         if m.get("sha256") and digest != m["sha256"]:
             raise ValueError(f"member {m['name']}: sha256 {digest} != bundle's {m['sha256']}")
         model = keras.saving.load_model(file, compile=False)
-        _check_model(model, m, class_names)
+        try:
+            check_member(model, m, class_names)
+        except ArtifactIntegrityError as exc:
+            raise ValueError(str(exc)) from exc
         probe = np.zeros((1, int(m["input_size"]), int(m["input_size"]), 3), np.float32)
         out = np.asarray(model(probe, training=False))
         if out.shape != (1, len(class_names)) or not np.allclose(out.sum(), 1.0, atol=1e-3):

@@ -56,11 +56,20 @@ CI_METRICS = ("accuracy", "macro_f1", "weighted_f1", "cohen_kappa", "roc_auc_mac
 # --- Metrics ----------------------------------------------------------------------------------
 
 
-def _confusion(y_true, y_pred, k):
+def collapsed(pred_histogram) -> bool:
+    """One class takes at least ``COLLAPSE_SHARE`` of the predictions: a collapsed model."""
+    hist = np.asarray(pred_histogram)
+    return bool(hist.sum() and hist.max() >= COLLAPSE_SHARE * hist.sum())
+
+
+def confusion_matrix(y_true, y_pred, k):
+    """k × k counts, rows true, columns predicted."""
     return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
 
 
-def _from_confusion(cm):
+def confusion_scores(cm):
+    """Accuracy, per-class and macro / weighted F1 (over the classes present), kappa: the one
+    place these are computed, for evaluation and for training's per-epoch validation."""
     cm = cm.astype(np.float64)
     n = cm.sum()
     tp = np.diag(cm)
@@ -131,8 +140,8 @@ def score(y_true, probs, class_names, *, y_pred=None, n_boot: int = 1000, seed: 
     probs = np.asarray(probs, dtype=np.float64)
     k = len(class_names)
     y_pred = probs.argmax(axis=1) if y_pred is None else np.asarray(y_pred, dtype=np.int64)
-    cm = _confusion(y_true, y_pred, k)
-    m = _from_confusion(cm)
+    cm = confusion_matrix(y_true, y_pred, k)
+    m = confusion_scores(cm)
     auc_per_class, auc_macro = _auc(y_true, probs, k)
     ece, table = calibration(y_true, probs)
     hist = np.bincount(y_pred, minlength=k)
@@ -156,7 +165,7 @@ def score(y_true, probs, class_names, *, y_pred=None, n_boot: int = 1000, seed: 
         },
         "confusion_matrix": cm.tolist(),
         "pred_histogram": hist.tolist(),
-        "collapsed": bool(len(y_pred) and hist.max() >= COLLAPSE_SHARE * len(y_pred)),
+        "collapsed": collapsed(hist),
         "reliability": table,
         "ci95": bootstrap_ci(y_true, probs, y_pred, k, n_boot=n_boot, seed=seed),
     }
@@ -172,7 +181,7 @@ def bootstrap_ci(y_true, probs, y_pred, k, *, n_boot: int, seed: int) -> dict:
     samples = {name: [] for name in CI_METRICS}
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        m = _from_confusion(_confusion(y_true[idx], y_pred[idx], k))
+        m = confusion_scores(confusion_matrix(y_true[idx], y_pred[idx], k))
         for name in ("accuracy", "macro_f1", "weighted_f1", "cohen_kappa"):
             samples[name].append(m[name])
         samples["roc_auc_macro"].append(_auc(y_true[idx], probs[idx], k)[1])

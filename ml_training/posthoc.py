@@ -9,8 +9,8 @@ import logging
 import numpy as np
 
 from ml_training import calibration
+from ml_training import evaluate as ev
 from ml_training.calibration import Calibration
-from ml_training.evaluate import COLLAPSE_SHARE
 from ml_training.member_model import predict_probs
 
 logger = logging.getLogger("ml_training")
@@ -53,19 +53,15 @@ def refresh_bn_statistics(
 
 
 def quick_scores(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> dict:
-    from sklearn.metrics import f1_score
-
+    """Accuracy, macro-F1 and collapse of ``probs`` (the figures each epoch is chosen on)."""
     pred = probs.argmax(axis=1)
+    scores = ev.confusion_scores(ev.confusion_matrix(np.asarray(y_true), pred, num_classes))
     hist = np.bincount(pred, minlength=num_classes)
     return {
-        "accuracy": float((pred == y_true).mean()),
-        "macro_f1": float(
-            f1_score(
-                y_true, pred, average="macro", labels=list(range(num_classes)), zero_division=0
-            )
-        ),
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
         "pred_histogram": hist.tolist(),
-        "collapsed": bool(hist.max() >= COLLAPSE_SHARE * len(pred)) if len(pred) else False,
+        "collapsed": ev.collapsed(hist),
     }
 
 

@@ -33,7 +33,7 @@ def engine_for_members(members: list[dict], preprocessing: dict, class_names: li
     import keras
 
     import inference.layers  # noqa: F401 - registers InputScaling
-    from inference.engine import EnsembleEngine
+    from inference.engine import EnsembleEngine, check_member
     from inference.models import ModelVersion
     from inference.preprocessing import resolve_config
 
@@ -41,25 +41,13 @@ def engine_for_members(members: list[dict], preprocessing: dict, class_names: li
     models = [keras.saving.load_model(m["path"], compile=False) for m in members]
     names = [m["name"] for m in members]
     for model, m in zip(models, members, strict=True):
-        _check_model(model, m, class_names)
+        check_member(model, m, class_names)
     unsaved = ModelVersion(
         members=[{k: v for k, v in m.items() if k != "path"} for m in members],
         preprocessing=cfg,
         class_names=list(class_names),
     )
     return EnsembleEngine.from_models(unsaved, models, names, cfg)
-
-
-def _check_model(model, member: dict, class_names: list[str]) -> None:
-    size = int(member["input_size"])
-    shape = tuple(model.input_shape)[1:]
-    if shape != (size, size, 3):
-        raise ValueError(f"member {member['name']}: input {shape}, expected ({size}, {size}, 3)")
-    classes = int(model.output_shape[-1])
-    if classes != len(class_names):
-        raise ValueError(
-            f"member {member['name']}: {classes} outputs, expected {len(class_names)} classes"
-        )
 
 
 def classify_with(engine, paths, *, batch_size: int = 32, progress: bool = False):
@@ -139,7 +127,7 @@ def out_of_domain_summary(results) -> dict:
 
 def segmentation_iou(manifest: data_mod.Manifest, indices, config: dict | None = None) -> dict:
     """Mean mask IoU of ``inference.segmentation`` against the dataset's own Segmented images."""
-    from inference.preprocessing import decode_image
+    from inference.decoding import decode_image
     from inference.segmentation import mask, mask_from_segmented, mask_iou, resolve
 
     cfg = resolve(config)

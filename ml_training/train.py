@@ -38,7 +38,7 @@ from ml_training.member_model import (
     predict_probs,
 )
 from ml_training.member_training import TIME_BUDGET_STOP, one_off_seconds, train_member
-from ml_training.posthoc import COLLAPSE_SHARE, quick_scores, refresh_bn_statistics
+from ml_training.posthoc import quick_scores, refresh_bn_statistics
 from ml_training.run_folder import (
     RunContext,
     TrainingInterrupted,
@@ -53,7 +53,6 @@ from ml_training.run_folder import (
 )
 
 __all__ = [
-    "COLLAPSE_SHARE",
     "TIME_BUDGET_STOP",
     "LRPlan",
     "RunContext",

@@ -153,7 +153,7 @@ def image_thumbnail_ensure(*, image: SmearImage) -> str:
     were made at upload time (the decoder's pixel limit still applies)."""
     if image.thumbnail and default_storage.exists(image.thumbnail.name):
         return image.thumbnail.name
-    from inference.preprocessing import decode_image
+    from inference.decoding import decode_image
 
     from ..validation import thumbnail_jpeg
 

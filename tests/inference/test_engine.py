@@ -151,3 +151,16 @@ def test_same_content_under_a_new_version_reuses_the_loaded_models(
     second = engine_mod.get_engine()
     assert second.version == clone
     assert second.fused_model is first.fused_model
+
+
+def test_a_member_of_another_input_or_class_count_is_refused(engine):
+    from inference.exceptions import ArtifactIntegrityError
+
+    model = engine.member_models[0]
+    size = int(model.input_shape[1])
+    member = {"name": "M", "input_size": size}
+    engine_mod.check_member(model, member, ["a", "b", "c", "d"])
+    with pytest.raises(ArtifactIntegrityError, match=rf"'M' of v9 takes input .*\({size + 1}"):
+        engine_mod.check_member(model, {**member, "input_size": size + 1}, list("abcd"), " of v9")
+    with pytest.raises(ArtifactIntegrityError, match="outputs 4 classes, the version has 3"):
+        engine_mod.check_member(model, member, ["a", "b", "c"])

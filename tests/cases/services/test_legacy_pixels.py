@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 
 from cases import services
 from cases.models import SmearImage
-from inference.preprocessing import decode_image
+from inference.decoding import decode_image
 from tests.cases.services.test_uploads import _jpeg_with_metadata_and_trailer
 from tests.factories import default_specimen, home_lab
 from tests.images import upload

@@ -323,8 +323,8 @@ def test_a_bad_date_range_says_what_to_fix(params, message):
 
 def test_rendering_a_report_leaves_truncated_uploads_refused(case, clinician):
     """WeasyPrint turns on Pillow's LOAD_TRUNCATED_IMAGES at import, for the whole process."""
+    from inference.decoding import decode_image
     from inference.exceptions import ImageDecodeError
-    from inference.preprocessing import decode_image
     from tests.images import image_bytes
 
     services.draft_report_pdf(specimen=case, user=clinician)

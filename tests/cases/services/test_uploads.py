@@ -11,7 +11,7 @@ from PIL import Image
 
 from cases import services
 from cases.models import AuditEvent, SmearImage
-from inference.preprocessing import decode_image
+from inference.decoding import decode_image
 from tests.factories import default_specimen, home_lab, stored_smear_files
 from tests.images import image_bytes, smear_like_array, upload
 

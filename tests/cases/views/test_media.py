@@ -9,7 +9,7 @@ from PIL import Image
 
 from cases import services
 from cases.models import AuditEvent
-from inference.preprocessing import decode_image
+from inference.decoding import decode_image
 from tests.factories import default_specimen
 from tests.images import image_bytes, upload
 
