@@ -27,6 +27,7 @@ RUN_FILES = (
 PLOTS = ("confusion_ensemble.png", "roc_ensemble.png", "reliability_ensemble.png")
 CARD_FILE = "card.json"  # what the run folder does not say: version number, command, CV source
 CV_FILE = "cv.json"
+CV_DIR = "cv"  # beside the summary folder: docs/model-card/cv/fold-I/
 
 
 def relative_paths(text: str, repo: Path) -> str:
@@ -58,7 +59,6 @@ def export_run(
     version: int | None = None,
     command: str | None = None,
     verification: dict | None = None,
-    cv_summary: dict | None = None,
 ) -> Path:
     """Copy the card's sources from ``run_dir`` into ``dest`` (replacing what was there)."""
     run_dir, dest = Path(run_dir), Path(dest)
@@ -84,8 +84,6 @@ def export_run(
         "verification": verification,
     }
     (dest / CARD_FILE).write_text(relative_paths(json.dumps(card, indent=1), repo))
-    if cv_summary is not None:
-        write_cv(dest, cv_summary, repo=repo)
     return dest
 
 
@@ -94,6 +92,31 @@ def write_cv(dest: Path, cv_summary: dict, *, repo: Path) -> Path:
     path = Path(dest) / CV_FILE
     path.write_text(relative_paths(json.dumps(cv_summary, indent=1), repo))
     return path
+
+
+def add_cv_folds(summary: Path, fold_runs: list[Path], *, repo: Path) -> dict:
+    """Commit cross-validation folds beside the card and summarise every committed fold.
+
+    Each fold run's ``config.json`` and ``eval/metrics.json`` are copied to
+    ``docs/model-card/cv/fold-I/`` (replacing an earlier copy of that fold), so folds run on
+    different days add up; then all committed folds are summarised (``crossval.summarise``
+    refuses folds of different data, seed, profile or fold count) into the summary's
+    ``cv.json``. With no runs, the committed folds are only summarised again.
+    """
+    from ml_training import crossval
+
+    cv_root = Path(summary).parent / CV_DIR
+    for run in fold_runs:
+        fold = crossval.load_fold(run)["config"]["cv"]["fold"]
+        dest = cv_root / f"fold-{fold}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        _copy_json(Path(run) / "config.json", dest / "config.json", repo)
+        _copy_json(Path(run) / "eval" / "metrics.json", dest / "eval" / "metrics.json", repo)
+    folds = sorted(p for p in cv_root.glob("fold-*") if p.is_dir()) if cv_root.is_dir() else []
+    cv_summary = crossval.summarise(folds)
+    write_cv(summary, cv_summary, repo=repo)
+    return cv_summary
 
 
 def default_command(config: dict) -> str:

@@ -77,7 +77,7 @@ def card_context(s: dict) -> dict:
         "profile": profile,
         "citation": DATASET_CITATION,
         "summary": summary_figures(s),
-        "cv": cv_context(s["cv"], metrics),
+        "cv": cv_context(s["cv"], metrics, config),
         "data": data_context(s),
         "training": training_context(s, training),
         "results": results_context(metrics, names),
@@ -130,7 +130,7 @@ def summary_figures(s: dict) -> dict:
     }
 
 
-def cv_context(cv: dict | None, metrics: dict) -> dict | None:
+def cv_context(cv: dict | None, metrics: dict, config: dict) -> dict | None:
     """Cross-validation rows (per model: folds, mean ± SD) beside the test figure."""
     if not cv:
         return None
@@ -154,7 +154,8 @@ def cv_context(cv: dict | None, metrics: dict) -> dict | None:
         "images": sum(cv["test_images"]),
         "profile": cv["profile"],
         "seed": cv["seed"],
-        "same_data": cv["data_fingerprint"] == metrics["test_set"].get("fingerprint"),
+        "same_recipe": cv["data_fingerprint"] == metrics["test_set"].get("fingerprint")
+        and (cv["profile"], cv["seed"]) == (config["profile"]["name"], config["seed"]),
         "runs": cv["runs"],
         "rows": rows,
         "ensemble_mean_sd": fmt(ens["mean"]["macro_f1"])

@@ -1,5 +1,7 @@
 """The model card's error summary (which names the clinically worst error) and its caveats."""
 
+import shutil
+
 from ml_training.card_results import error_summary
 from ml_training.model_card import initial_weights_note, wall_clock_note
 from tests.ml_training.run_files import NAMES, fake_run
@@ -103,14 +105,29 @@ def test_card_states_the_cross_validation_beside_the_test_figure(tmp_path, setti
         metrics["ensemble"]["macro_f1"] = f1
         metrics_path.write_text(__import__("json").dumps(metrics))
         folds.append(str(fold_dir))
-    summary, card = tmp_path / "summary" / "run", tmp_path / "card.md"
+    summary, card = tmp_path / "docs" / "model-card" / "run", tmp_path / "card.md"
     call_command(
         "render_model_card", "--from-run", str(run), "--summary", str(summary), "--out", str(card)
     )
     assert "not run for this version" in card.read_text()
-    call_command("render_model_card", "--summary", str(summary), "--out", str(card), "--cv", *folds)
+    # folds run on different days add up: two now, the third later
+    render = ["render_model_card", "--summary", str(summary), "--out", str(card), "--cv"]
+    call_command(*render, *folds[:2])
+    assert "folds 1, 2 only" in card.read_text()
+    call_command(*render, folds[2])
     text = card.read_text()
+    assert sorted(p.name for p in (summary.parent / "cv").iterdir()) == [
+        "fold-1",
+        "fold-2",
+        "fold-3",
+    ]
     assert "ensemble macro-F1 **0.9800 ± 0.0100** (mean ± SD over folds" in text
     assert "beside **0.9877** on the test split" in text
     assert "| **Voted ensemble** | 0.9700 · 0.9800 · 0.9900 | 0.9800 ± 0.0100 |" in text
+    assert "other data, profile or seed" not in text
     assert str(tmp_path) not in text
+    # the committed folds alone are enough to summarise again
+    for fold in folds:
+        shutil.rmtree(fold)
+    call_command(*render)
+    assert card.read_text() == text

@@ -36,19 +36,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--cv",
             type=Path,
-            nargs="+",
+            nargs="*",
             metavar="FOLD_RUN",
-            help="the run folders of the cross-validation folds (retrain --cv-folds K); "
-            "alone, adds them to the committed summary",
+            help="add these cross-validation fold runs (retrain --cv-folds K --cv-fold I) to the "
+            "folds committed in docs/model-card/cv/ and summarise them all (no runs: only "
+            "summarise the committed folds again)",
         )
 
     def handle(self, *args, **opts):
-        from ml_training import card_files, crossval
+        from ml_training import card_files
         from ml_training.model_card import render
 
         summary, repo = opts["summary"], Path(settings.BASE_DIR)
         try:
-            cv = crossval.summarise(opts["cv"]) if opts["cv"] else None
             if opts["from_run"]:
                 card_files.export_run(
                     opts["from_run"],
@@ -57,12 +57,11 @@ class Command(BaseCommand):
                     version=opts["model_version"],
                     command=opts["train_command"],
                     verification=_read_json(opts["verification"]),
-                    cv_summary=cv,
                 )
             elif opts["model_version"] or opts["verification"] or opts["train_command"]:
                 raise CommandError("--version, --verification and --command go with --from-run")
-            elif cv is not None:
-                card_files.write_cv(summary, cv, repo=repo)
+            if opts["cv"] is not None:
+                card_files.add_cv_folds(summary, opts["cv"], repo=repo)
             out = render(summary, opts["out"])
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
