@@ -27,6 +27,7 @@ RUN_FILES = (
 PLOTS = ("confusion_ensemble.png", "roc_ensemble.png", "reliability_ensemble.png")
 CARD_FILE = "card.json"  # what the run folder does not say: version number, command, CV source
 CV_FILE = "cv.json"
+PROBES_FILE = "probes.json"  # classify_folder counts on folders outside the training data
 CV_DIR = "cv"  # beside the summary folder: docs/model-card/cv/fold-I/
 
 
@@ -119,6 +120,33 @@ def add_cv_folds(summary: Path, fold_runs: list[Path], *, repo: Path) -> dict:
     return cv_summary
 
 
+def add_probe(summary: Path, folder: str, report: dict, *, repo: Path) -> list[dict]:
+    """Record what ``classify_folder FOLDER --json`` printed (``report``) for the card: counts
+    and score quantiles only, no file names. Replaces an earlier record of the same folder."""
+    import statistics
+
+    folder = relative_paths(str(Path(folder).resolve()), repo)
+    scores = [r["ood_score"] for r in report["results"] if r.get("ood_score") is not None]
+    record = {
+        "folder": folder,
+        "version": report["version"],
+        "images": report["images"],
+        "out_of_domain": report["out_of_domain"],
+        "unreadable": report["unreadable"],
+        "detector": report["detector"],
+        "min_score": min(scores) if scores else None,
+        "median_score": statistics.median(scores) if scores else None,
+        "command": (
+            f"python manage.py classify_folder {folder} --version {report['version']} --json"
+        ),
+    }
+    path = Path(summary) / PROBES_FILE
+    probes = json.loads(path.read_text()) if path.is_file() else []
+    probes = [p for p in probes if p["folder"] != folder] + [record]
+    path.write_text(json.dumps(probes, indent=1))
+    return probes
+
+
 def default_command(config: dict) -> str:
     cv = config.get("cv")
     return (
@@ -149,5 +177,6 @@ def load_summary(src: Path) -> dict:
         "calibration": read("calibration.json"),
         "metrics": read("metrics.json"),
         "cv": read(CV_FILE),
+        "probes": read(PROBES_FILE) or [],
         "members": {p.stem: json.loads(p.read_text()) for p in (src / "members").glob("*.json")},
     }

@@ -66,13 +66,25 @@ def results_context(metrics: dict, names: list[str]) -> dict:
     }
 
 
-def ood_context(ood: dict | None, metrics: dict) -> dict | None:
+def ood_context(ood: dict | None, metrics: dict, probes: list[dict]) -> dict | None:
     if not ood:
         return None
+    probe_rows = [
+        {
+            "folder": p["folder"],
+            "command": p["command"],
+            "flagged": f"{p['out_of_domain']} of {p['images']}",
+            "share": f"{p['out_of_domain'] / p['images']:.1%}" if p["images"] else "n/a",
+            "min": fmt(p["min_score"], 2),
+            "median": fmt(p["median_score"], 2),
+        }
+        for p in probes
+    ]
     test = metrics.get("out_of_domain") or {}
     within = (metrics.get("in_domain") or {}).get("ensemble")
     return {
         "config": ood,
+        "probes": probe_rows,
         "feature_threshold": fmt(ood["feature_threshold"], 3),
         "statistics_threshold": fmt(ood["statistics_threshold"], 3),
         "floor": fmt(ood["min_stained_share"], 4),

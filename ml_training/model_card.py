@@ -81,7 +81,7 @@ def card_context(s: dict) -> dict:
         "data": data_context(s),
         "training": training_context(s, training),
         "results": results_context(metrics, names),
-        "ood": ood_context(s["ood"], metrics),
+        "ood": ood_context(s["ood"], metrics, s["probes"]),
         "calibration": s["calibration"],
         "calibration_ece_before": fmt((s["calibration"] or {}).get("val_ece_before")),
         "calibration_ece_after": fmt((s["calibration"] or {}).get("val_ece_after")),

@@ -131,3 +131,34 @@ def test_card_states_the_cross_validation_beside_the_test_figure(tmp_path, setti
         shutil.rmtree(fold)
     call_command(*render)
     assert card.read_text() == text
+
+
+def test_card_records_a_probe_folder_by_counts_only(tmp_path, settings):
+    import json
+
+    from django.core.management import call_command
+
+    settings.BASE_DIR = tmp_path / "repo"
+    run = fake_run(tmp_path / "repo" / "var" / "runs" / "r1", tmp_path / "data")
+    folder = tmp_path / "shared" / "bccd-ood"
+    results = [
+        {"file": f"BloodImage_{i}.jpg", "out_of_domain": i != 3, "ood_score": 1.0 + i}
+        for i in (1, 2, 3)
+    ]
+    results[2]["ood_score"] = 0.5
+    report = tmp_path / "probe.json"
+    report.write_text(
+        json.dumps(
+            {"version": 3, "images": 3, "out_of_domain": 2, "unreadable": 0, "detector": True,
+             "results": results}
+        )
+    )  # fmt: skip
+    summary, card = tmp_path / "repo" / "docs" / "model-card" / "run", tmp_path / "card.md"
+    call_command(
+        "render_model_card", "--from-run", str(run), "--summary", str(summary), "--out",
+        str(card), "--probe", f"{folder}={report}",
+    )  # fmt: skip
+    text = card.read_text()
+    row = "| `../shared/bccd-ood` | 2 of 3 | 66.7% | 0.50 | 2.00 | `python manage.py "
+    assert row + "classify_folder ../shared/bccd-ood --version 3 --json` |" in text
+    assert "BloodImage" not in (summary / "probes.json").read_text()

@@ -43,6 +43,15 @@ class Command(BaseCommand):
             "summarise the committed folds again)",
         )
 
+        parser.add_argument(
+            "--probe",
+            action="append",
+            default=[],
+            metavar="FOLDER=FILE",
+            help="record what classify_folder FOLDER --json printed into FILE (counts only; "
+            "repeatable), e.g. another laboratory's smears",
+        )
+
     def handle(self, *args, **opts):
         from ml_training import card_files
         from ml_training.model_card import render
@@ -60,6 +69,11 @@ class Command(BaseCommand):
                 )
             elif opts["model_version"] or opts["verification"] or opts["train_command"]:
                 raise CommandError("--version, --verification and --command go with --from-run")
+            for probe in opts["probe"]:
+                folder, sep, file = probe.partition("=")
+                if not sep:
+                    raise CommandError(f"--probe {probe}: expected FOLDER=FILE")
+                card_files.add_probe(summary, folder, _read_json(Path(file)), repo=repo)
             if opts["cv"] is not None:
                 card_files.add_cv_folds(summary, opts["cv"], repo=repo)
             out = render(summary, opts["out"])
