@@ -56,6 +56,7 @@ def results_context(metrics: dict, names: list[str]) -> dict:
         "agreement": {
             k: (f"{v:.1%}" if k in ("unanimous", "majority", "split") else fmt(v))
             for k, v in ag.items()
+            if isinstance(v, (int, float))  # "pairwise" is a table, not a figure
         },
         "confusion": [
             {"name": n, "cells": " | ".join(str(v) for v in row)}

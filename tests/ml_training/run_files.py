@@ -94,7 +94,17 @@ def fake_run(run_dir, data_dir, *, cv=None):
             "val_ece_after": 0.009,
         },
         "eval/metrics.json": {
-            "ensemble": {**_model(0.9877, cm), "agreement": {}},
+            "ensemble": {
+                **_model(0.9877, cm),
+                "agreement": {
+                    "unanimous": 0.92,
+                    "majority": 0.07,
+                    "split": 0.01,
+                    "accuracy_when_unanimous": 1.0,
+                    "accuracy_when_not_unanimous": 0.75,
+                    "pairwise": {"MobileNetV2": {"ResNet50": 0.98}},
+                },
+            },
             "members": {n: _model(0.98, cm) for n in members},
             "test_set": {"images": 368, "fingerprint": "f" * 64, "source": f"{data_dir} (test)"},
             "out_of_domain": {"flagged": 5, "total": 368, "share": 0.0136, "detector": True},

@@ -77,6 +77,7 @@ def test_card_renders_from_the_exported_summary_without_machine_paths(tmp_path, 
     assert "Model version: v3, profile `cpu`" in text
     assert "macro-F1 **0.9877** (95% CI 0.9577–0.9977)" in text
     assert "**not run for this version**" in text
+    assert "unanimous on 92.0% of test images" in text
     assert "**2 of 311** (0.64%; target ≤ 0.5%: **not met**)" in text
     assert "flagged **5 of 368** (1.4%)" in text
     assert "| test | 57 | 113 | 110 | 88 | 368 |" in text
