@@ -47,3 +47,20 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    """``img`` saved in ``fmt`` (Pillow's save options as keywords)."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def gradient(width=40, height=30) -> np.ndarray:
+    """A smooth RGB ramp (red across, green down): resizing and contrast change it visibly."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)
+    r = np.broadcast_to(x[None, :], (height, width))
+    g = np.broadcast_to(y[:, None], (height, width))
+    b = np.full((height, width), 90.0, dtype=np.float32)
+    return np.stack([r, g, b], axis=-1).round().astype(np.uint8)

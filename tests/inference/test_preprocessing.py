@@ -1,6 +1,5 @@
 """Resizing, contrast, segmentation placement and the config resolver (no TensorFlow)."""
 
-import io
 import sys
 import types
 
@@ -10,22 +9,7 @@ from PIL import Image
 
 from inference import preprocessing as pp
 from inference.exceptions import ImageDecodeError
-
-
-def _encode(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
-
-
-def _gradient(width=40, height=30) -> np.ndarray:
-    x = np.linspace(0, 255, width, dtype=np.float32)
-    y = np.linspace(0, 255, height, dtype=np.float32)
-    r = np.broadcast_to(x[None, :], (height, width))
-    g = np.broadcast_to(y[:, None], (height, width))
-    b = np.full((height, width), 90.0, dtype=np.float32)
-    return np.stack([r, g, b], axis=-1).round().astype(np.uint8)
-
+from tests.images import encode, gradient
 
 # --- resolve_config -------------------------------------------------------------------------
 
@@ -101,7 +85,7 @@ def test_tta_views_are_the_image_and_its_flips():
 
 
 def test_prepare_resizes_to_a_square_uint8():
-    out = pp.prepare(_gradient(300, 200), {"input_size": 64})
+    out = pp.prepare(gradient(300, 200), {"input_size": 64})
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
 
 
@@ -157,12 +141,12 @@ def test_segmentation_runs_at_its_working_size(monkeypatch):
     fake.segment = segment
     monkeypatch.setitem(sys.modules, "inference.segmentation", fake)
     cfg = {"input_size": 32, "segmentation": {"method": "otsu", "working_size": 96}}
-    out = pp.prepare(_gradient(300, 200), cfg)
+    out = pp.prepare(gradient(300, 200), cfg)
     assert out.shape == (32, 32, 3)
     assert calls == [((96, 96, 3), {"method": "otsu"})]  # working_size is not passed on
 
     calls.clear()
-    pp.prepare(_gradient(300, 200), {"input_size": 32, "segmentation": {"method": "otsu"}})
+    pp.prepare(gradient(300, 200), {"input_size": 32, "segmentation": {"method": "otsu"}})
     assert calls[0][0] == (32, 32, 3)  # default: the model's input size
 
 
@@ -171,11 +155,11 @@ def test_segmentation_must_return_an_image_of_the_same_shape(monkeypatch):
     fake.segment = lambda rgb, config: rgb[:10]
     monkeypatch.setitem(sys.modules, "inference.segmentation", fake)
     with pytest.raises(ValueError, match="must return uint8"):
-        pp.prepare(_gradient(), {"input_size": 16, "segmentation": {}})
+        pp.prepare(gradient(), {"input_size": 16, "segmentation": {}})
 
 
 def test_load_and_prepare_and_prepare_batch():
-    data = _encode(Image.fromarray(_gradient()))
+    data = encode(Image.fromarray(gradient()))
     single = pp.load_and_prepare(data, {"input_size": 24})
     batch = pp.prepare_batch([data, pp.decode_image(data)], {"input_size": 24})
     assert batch.shape == (2, 24, 24, 3) and batch.dtype == np.float32
