@@ -12,7 +12,7 @@ feature map is the output of the nested ``backbone``, and the logit is the ``pre
 layer's affine map of its global average.
 
 Each member sees the image at its own input size, resized from the version's input exactly as
-the fused serving model does (``engine.member_resizing``); its map is resized back to the
+the fused serving model does (``fused.member_resizing``); its map is resized back to the
 version's input size, and the ensemble's map is the mean of the members' maps.
 """
 
@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from inference.engine import member_resizing
+from inference.fused import member_resizing
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,9 @@ No TensorFlow or Keras here: the web process (admin actions, management commands
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import mimetypes
 import os
-import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -40,11 +38,10 @@ from inference import signals
 from inference.checksums import sha256_file
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
-from inference.preprocessing import resolve_config
+from inference.registry_args import MEMBER_CORE_KEYS, check_registration
 
 logger = logging.getLogger(__name__)
 
-_MEMBER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ADVISORY_LOCK_KEY = 0x1E0C_0001  # arbitrary constant: "registry writes" on PostgreSQL
 _CHUNK = 1024 * 1024
 
@@ -129,104 +126,49 @@ def register_version(
     Raises ``ValueError`` (bad arguments, before anything is stored) or the storage/database
     error; in every failure case the files already copied are deleted and no row is created.
     """
-    from inference.architectures import validate_member_spec
-
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise ValueError("name must be a non-empty string of at most 100 characters")
-    resolved = resolve_config(preprocessing)
-    class_names = _validate_class_names(class_names)
-    if not members:
-        raise ValueError("an ensemble needs at least one member")
-    specs = []
-    seen: set[str] = set()
-    for i, member in enumerate(members):
-        if not isinstance(member, Mapping):
-            raise ValueError(f"member #{i} must be a dict, got {type(member).__name__}")
-        missing = {"name", "architecture", "input_size", "path"} - set(member)
-        if missing:
-            raise ValueError(f"member #{i} lacks {sorted(missing)}")
-        mname = member["name"]
-        if not isinstance(mname, str) or not _MEMBER_NAME_RE.match(mname):
-            raise ValueError(f"member name {mname!r} must be 1-64 letters, digits, '_', '.' or '-'")
-        if mname in seen:
-            raise ValueError(f"member name {mname!r} is used twice")
-        seen.add(mname)
-        validate_member_spec(member["architecture"], member["input_size"])
-        path = Path(member["path"])
-        if not path.is_file():
-            raise ValueError(f"member {mname!r}: no file at {path}")
-        extra = {k: v for k, v in member.items() if k not in {"path", "artifact", "sha256"}}
-        _ensure_json(extra, f"member {mname!r}")
-        specs.append((extra, path))
-    extras: list[tuple[str, Path]] = []
-    for rel, local in (extra_files or {}).items():
-        rel_path = PurePosixPath(rel)
-        if rel_path.is_absolute() or ".." in rel_path.parts or not rel_path.parts or "\\" in rel:
-            raise ValueError(f"extra file name {rel!r} must be a relative path inside the version")
-        if rel_path.suffix == ".keras" and rel_path.stem in seen:
-            raise ValueError(f"extra file name {rel!r} clashes with a member artifact")
-        if not Path(local).is_file():
-            raise ValueError(f"extra file {rel!r}: no file at {local}")
-        extras.append((rel, Path(local)))
-    ood_path, ood_config = _validate_ood(ood)
-    calibration = _validate_calibration(calibration)
-    metrics = dict(metrics or {})
-    _ensure_json(metrics, "metrics")
-    review_threshold = _validate_threshold(review_threshold)
-    if len(data_fingerprint or "") > 64:
-        raise ValueError("data_fingerprint must be at most 64 characters (e.g. a sha256 hex)")
+    args = check_registration(
+        name=name,
+        members=members,
+        preprocessing=preprocessing,
+        class_names=class_names,
+        metrics=metrics,
+        review_threshold=review_threshold,
+        data_fingerprint=data_fingerprint,
+        extra_files=extra_files,
+        ood=ood,
+        calibration=calibration,
+    )
     if code_version is None:
         code_version = _describe_code_version()
-
     storage = default_storage
     stored: list[str] = []
     try:
         with transaction.atomic():
             version = _create_row(
                 name=name,
-                preprocessing=resolved,
-                class_names=class_names,
-                review_threshold=review_threshold,
+                preprocessing=args.preprocessing,
+                class_names=args.class_names,
+                review_threshold=args.review_threshold,
                 data_fingerprint=data_fingerprint or "",
                 code_version=(code_version or "")[:64],
                 notes=notes or "",
                 is_demo=bool(is_demo),
-                calibration=calibration,
+                calibration=args.calibration,
             )
             prefix = f"models/v{version.version}"
-            member_rows = []
-            for extra, path in specs:
-                artifact, digest, _ = _store(storage, path, f"{prefix}/{extra['name']}.keras")
+            member_rows = [
+                _store_member(storage, extra, path, prefix, stored) for extra, path in args.members
+            ]
+            metrics = _store_extra_files(storage, args.extra_files, args.metrics, prefix, stored)
+            if args.ood_path is not None:
+                artifact, digest, size = _store(storage, args.ood_path, f"{prefix}/ood.npz")
                 stored.append(artifact)
-                member_rows.append(
-                    {
-                        "name": extra["name"],
-                        "architecture": extra["architecture"],
-                        "input_size": int(extra["input_size"]),
-                        "artifact": artifact,
-                        "sha256": digest,
-                        **{k: v for k, v in extra.items() if k not in _MEMBER_CORE_KEYS},
-                    }
-                )
-            if extras:
-                artifacts = dict(metrics.get("artifacts") or {})
-                for rel, path in extras:
-                    # A key without an extension ("confusion_matrix") keeps the file's own.
-                    target = rel if PurePosixPath(rel).suffix else rel + path.suffix
-                    artifact, digest, size = _store(storage, path, f"{prefix}/{target}")
-                    stored.append(artifact)
-                    artifacts[rel] = {
-                        "artifact": artifact,
-                        "sha256": digest,
-                        "bytes": size,
-                        "content_type": mimetypes.guess_type(target)[0]
-                        or "application/octet-stream",
-                    }
-                metrics["artifacts"] = artifacts
-            if ood_path is not None:
-                artifact, digest, size = _store(storage, ood_path, f"{prefix}/ood.npz")
-                stored.append(artifact)
-                version.ood = {"artifact": artifact, "sha256": digest, "bytes": size, **ood_config}
+                version.ood = {
+                    "artifact": artifact,
+                    "sha256": digest,
+                    "bytes": size,
+                    **args.ood_config,
+                }
             version.members = member_rows
             version.metrics = metrics
             version.full_clean()
@@ -242,9 +184,6 @@ def register_version(
         raise
     logger.info("registered %s with members %s", version, version.member_names)
     return version
-
-
-_MEMBER_CORE_KEYS = {"name", "architecture", "input_size", "artifact", "sha256", "path"}
 
 
 def activate_version(version: ModelVersion, *, user=None) -> ModelVersion:
@@ -352,58 +291,34 @@ def _store(storage, path: Path, name: str) -> tuple[str, str, int]:
     return stored, digest, size
 
 
-def _validate_class_names(class_names) -> list[str]:
-    if isinstance(class_names, str) or not class_names:
-        raise ValueError("class_names must be a non-empty list of strings")
-    names = list(class_names)
-    if not all(isinstance(c, str) and c.strip() for c in names):
-        raise ValueError(f"class_names must be non-empty strings, got {names!r}")
-    duplicates = sorted({c for c in names if names.count(c) > 1})
-    if duplicates:
-        raise ValueError(f"class_names must be unique; repeated: {duplicates}")
-    if len(names) < 2:
-        raise ValueError("class_names needs at least two classes")
-    return names
+def _store_member(storage, extra: dict, path: Path, prefix: str, stored: list[str]) -> dict:
+    """Store one member's ``.keras`` file; its row in ``ModelVersion.members``."""
+    artifact, digest, _ = _store(storage, path, f"{prefix}/{extra['name']}.keras")
+    stored.append(artifact)
+    return {
+        "name": extra["name"],
+        "architecture": extra["architecture"],
+        "input_size": int(extra["input_size"]),
+        "artifact": artifact,
+        "sha256": digest,
+        **{k: v for k, v in extra.items() if k not in MEMBER_CORE_KEYS},
+    }
 
 
-def _validate_ood(ood) -> tuple[Path | None, dict]:
-    if not ood:
-        return None, {}
-    if not isinstance(ood, Mapping) or "path" not in ood:
-        raise ValueError("ood must be a dict with the detector file's 'path'")
-    path = Path(ood["path"])
-    if not path.is_file():
-        raise ValueError(f"out-of-domain detector: no file at {path}")
-    config = {k: v for k, v in ood.items() if k not in {"path", "artifact", "sha256", "bytes"}}
-    _ensure_json(config, "ood")
-    return path, config
-
-
-def _validate_calibration(calibration) -> dict:
-    if not calibration:
-        return {}
-    if not isinstance(calibration, Mapping):
-        raise ValueError("calibration must be a dict with a 'temperature'")
-    t = calibration.get("temperature")
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.01 <= float(t) <= 100:
-        raise ValueError(f"calibration temperature must be a number in [0.01, 100], got {t!r}")
-    out = dict(calibration)
-    _ensure_json(out, "calibration")
-    return out
-
-
-def _validate_threshold(value) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"review_threshold must be a number or None, got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:  # also refuses NaN
-        raise ValueError(f"review_threshold must be a probability in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _ensure_json(value, what: str) -> None:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+def _store_extra_files(storage, extras, metrics: dict, prefix: str, stored: list[str]) -> dict:
+    """Store the extra files (plots, ...); ``metrics`` with their ``artifacts`` entries."""
+    if not extras:
+        return metrics
+    artifacts = dict(metrics.get("artifacts") or {})
+    for rel, path in extras:
+        # A key without an extension ("confusion_matrix") keeps the file's own.
+        target = rel if PurePosixPath(rel).suffix else rel + path.suffix
+        artifact, digest, size = _store(storage, path, f"{prefix}/{target}")
+        stored.append(artifact)
+        artifacts[rel] = {
+            "artifact": artifact,
+            "sha256": digest,
+            "bytes": size,
+            "content_type": mimetypes.guess_type(target)[0] or "application/octet-stream",
+        }
+    return {**metrics, "artifacts": artifacts}

@@ -13,7 +13,7 @@ def load_images(paths: list[Path], preprocessing: dict, member_size: int | None 
 
     ``inference.preprocessing.load_and_prepare`` makes the version's input (S × S); a member
     trained at another size m gets the same ``keras.layers.Resizing`` the fused serving model
-    puts in front of it (``inference.engine.build_fused_model``).
+    puts in front of it (``inference.fused.build_fused_model``).
     """
     from inference.preprocessing import load_and_prepare
 
@@ -29,7 +29,7 @@ def load_images(paths: list[Path], preprocessing: dict, member_size: int | None 
 def resize_like_engine(images: np.ndarray, size: int, interpolation: str, batch: int = 256):
     import keras
 
-    from inference.engine import member_resizing
+    from inference.fused import member_resizing
 
     layer = member_resizing(size, int(images.shape[1]), interpolation)
     chunks = [

@@ -15,7 +15,7 @@ A profile is a plain dict::
 
 The version's input is ``preprocessing["input_size"]`` (S); a member with another
 ``input_size`` is fed through a ``keras.layers.Resizing`` from S, in training exactly as the
-fused serving model does (``inference.engine.build_fused_model``).
+fused serving model does (``inference.fused.build_fused_model``).
 """
 
 from __future__ import annotations

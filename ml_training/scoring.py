@@ -17,7 +17,7 @@ import numpy as np
 
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
-from ml_training import train
+from ml_training import plots, train
 
 logger = logging.getLogger("ml_training")
 
@@ -107,7 +107,7 @@ def evaluate_engine(
         )
         metrics["in_domain"] = {"images": len(kept), "ensemble": within["ensemble"]}
     if out_dir is not None:
-        metrics["plots"] = ev.write_plots(evaluation, class_names, Path(out_dir), prefix=prefix)
+        metrics["plots"] = plots.write_plots(evaluation, class_names, Path(out_dir), prefix=prefix)
     return metrics
 
 

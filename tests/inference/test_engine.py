@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from inference import engine as engine_mod
-from inference import registry
+from inference import fused, registry
 from inference.exceptions import ImageDecodeError
 from tests.images import image_bytes
 
@@ -44,13 +44,13 @@ def test_fused_model_resizes_members_of_another_size(engine):
         [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)],
         name="small",
     )
-    fused = engine_mod.build_fused_model([small], ["small"], 72, interpolation="area")
-    assert [layer.name for layer in fused.layers][1] == "resize_small"
+    model = fused.build_fused_model([small], ["small"], 72, interpolation="area")
+    assert [layer.name for layer in model.layers][1] == "resize_small"
     x = np.random.default_rng(1).uniform(0, 255, (2, 72, 72, 3)).astype(np.float32)
-    out = fused.predict_on_batch(x)
+    out = model.predict_on_batch(x)
     assert out.shape == (2, 1, 4)
     with pytest.raises(ValueError, match="unique"):
-        engine_mod.build_fused_model([small, small], ["a", "a"], 72)
+        fused.build_fused_model([small, small], ["a", "a"], 72)
 
 
 def test_test_time_views_average_each_member_over_the_flips(engine):
@@ -61,9 +61,9 @@ def test_test_time_views_average_each_member_over_the_flips(engine):
 
     members = engine.member_models[:2]
     names = engine.member_names[:2]
-    fused = engine_mod.build_fused_model(members, names, 72, interpolation="area", tta="flips")
+    combined = fused.build_fused_model(members, names, 72, interpolation="area", tta="flips")
     x = np.random.default_rng(2).uniform(0, 255, (3, 72, 72, 3)).astype(np.float32)
-    out, features = fused.predict_on_batch(x)
+    out, features = combined.predict_on_batch(x)
     assert out.shape == (3, 2, 4)
     views = tta_views(x, "flips")
     start = 0

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml_training import evaluate
+from ml_training import evaluate, plots
 
 CLASSES = ["Benign", "Early", "Pre", "Pro"]
 
@@ -48,8 +48,8 @@ def test_agreement_shares():
 def test_plots_are_written(tmp_path):
     y = np.repeat(np.arange(4), 5)
     s = evaluate.score(y, _probs(y), CLASSES, n_boot=10)
-    evaluate.plot_confusion(s["confusion_matrix"], CLASSES, "t", tmp_path / "c.png")
-    evaluate.plot_roc(y, _probs(y), CLASSES, "t", tmp_path / "r.png")
-    evaluate.plot_reliability(s["reliability"], s["ece"], "t", tmp_path / "e.png")
+    plots.plot_confusion(s["confusion_matrix"], CLASSES, "t", tmp_path / "c.png")
+    plots.plot_roc(y, _probs(y), CLASSES, "t", tmp_path / "r.png")
+    plots.plot_reliability(s["reliability"], s["ece"], "t", tmp_path / "e.png")
     for name in ("c.png", "r.png", "e.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
