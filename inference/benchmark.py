@@ -9,15 +9,23 @@ the same process, with the same member models (loaded once, each as its own Kera
   its test-time views, when the version has them) for every member in turn, then vote;
   per-image latency is that image's time.
 
-Both are warmed up first (graph tracing is not timed). Keras is imported through
-``inference.engine`` only when a benchmark runs.
+Both are warmed up first (graph tracing is not timed). The engine is also timed one image per
+call (batch 1, a lone upload). Beside the timings: the GFLOP an image costs (every member and
+test-time view; ``inference.hardware``), the machine's matrix-multiply rate measured in the same
+run, and their ratio to the engine's time (``floor_ratio``: 1.0 would be the machine's matmul
+rate on every operation). ``cold_start`` times a fresh process from its start to its first
+result. Keras is imported through ``inference.engine`` only when a benchmark runs.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -54,10 +62,58 @@ class BenchmarkReport:
     plain: Timing
     max_probability_difference: float  # between the two paths, over every member and image
     same_labels: int  # images whose voted label is the same on both paths
+    engine_batch1: Timing | None = None  # one image per call
+    gflop_per_image: float | None = None  # every member and test-time view
+    member_gflop: dict[str, float] = field(default_factory=dict)  # per member, all its views
+    views: int = 1
+    machine_gflop_per_s: float | None = None  # float32 matmul, same process, same run
 
     @property
     def speedup(self) -> float:
         return self.engine.images_per_s / self.plain.images_per_s
+
+    @property
+    def floor_ratio(self) -> float | None:
+        """The engine's time per image (batch ``batch``) over the compute floor: GFLOP per
+        image at the machine's matmul rate."""
+        if not self.gflop_per_image or not self.machine_gflop_per_s:
+            return None
+        floor_s = self.gflop_per_image / self.machine_gflop_per_s
+        return (1.0 / self.engine.images_per_s) / floor_s
+
+    def as_json(self, **extra) -> dict:
+        """The figures ``bench_inference --json`` prints (``extra``: cold start and memory)."""
+        return {
+            "version": self.version,
+            "members": self.members,
+            "input_size": self.input_size,
+            "tta": self.tta,
+            "views": self.views,
+            "images": self.images,
+            "batch": self.batch,
+            "engine_images_per_s": {
+                "batch_1": _round(self.engine_batch1.images_per_s if self.engine_batch1 else None),
+                f"batch_{self.batch}": _round(self.engine.images_per_s),
+            },
+            "plain_images_per_s": _round(self.plain.images_per_s),
+            "speedup": _round(self.speedup),
+            "gflop_per_image": _round(self.gflop_per_image),
+            "member_gflop_per_image": {k: _round(v) for k, v in self.member_gflop.items()},
+            "machine_gflop_per_s": _round(self.machine_gflop_per_s),
+            "floor_ratio": _round(self.floor_ratio),
+            "timings": {
+                "engine": asdict(self.engine),
+                "engine_batch_1": asdict(self.engine_batch1) if self.engine_batch1 else None,
+                "plain": asdict(self.plain),
+            },
+            "max_probability_difference": self.max_probability_difference,
+            "same_labels": self.same_labels,
+            **extra,
+        }
+
+
+def _round(value, digits: int = 3):
+    return None if value is None else round(float(value), digits)
 
 
 def synthetic_images(n: int, *, size: int = 256, seed: int = 0) -> list[bytes]:
@@ -97,11 +153,13 @@ def run_benchmark(*, engine, images: int = 64, batch: int = 16, seed: int = 0) -
     engine_results = engine.classify(data)
     engine_total = time.perf_counter() - t0
     engine_timing = Timing.from_latencies([r.inference_ms for r in engine_results], engine_total)
+    engine_batch1 = _time_batch_of_one(engine, data[: min(images, 16)])
+    engine.batch_size = batch
 
     # --- plain: one model.predict per image per member, on the same pixels the engine uses.
     import keras
 
-    from inference.engine import member_resizing
+    from inference.fused import member_resizing
 
     cfg = engine.preprocessing
     resizers = [
@@ -156,6 +214,81 @@ def run_benchmark(*, engine, images: int = 64, batch: int = 16, seed: int = 0) -
         same_labels=sum(
             r.label == lab for r, lab in zip(engine_results, plain_labels, strict=True)
         ),
+        engine_batch1=engine_batch1,
+        **compute_figures(engine),
+    )
+
+
+def _time_batch_of_one(engine, data: list[bytes]) -> Timing:
+    """The engine classifying one image per call (warmed up on the batch-1 shape first)."""
+    engine.batch_size = 1
+    engine.classify(data[:1])
+    t0 = time.perf_counter()
+    results = engine.classify(data)
+    return Timing.from_latencies([r.inference_ms for r in results], time.perf_counter() - t0)
+
+
+def compute_figures(engine) -> dict:
+    """GFLOP per image (the fused model, and each member with its views) and the machine's
+    matmul rate, measured now."""
+    from inference.hardware import matmul_gflop_per_s, model_gflop
+
+    views = len(preprocessing.TTA_VIEWS[engine.preprocessing["tta"]])
+    members = {
+        name: model_gflop(model, int(model.input_shape[1])) * views
+        for name, model in zip(engine.member_names, engine.member_models, strict=True)
+    }
+    return {
+        "gflop_per_image": model_gflop(engine.fused_model, engine.input_size),
+        "member_gflop": members,
+        "views": views,
+        "machine_gflop_per_s": matmul_gflop_per_s(),
+    }
+
+
+COLD_START_MARK = "LP-FIRST-RESULT "
+
+
+def cold_start(version_number: int, *, command=None, timeout_s: float = 600.0) -> dict:
+    """A fresh process (``manage.py bench_inference --cold-start-child``, or ``command``) from
+    its start to its first result: ``{"cold_start_s", "load_s", "rss_mb"}`` (``rss_mb``: that
+    process's peak resident memory once it has classified, what one worker process holds)."""
+    from django.conf import settings
+
+    command = command or [
+        sys.executable,
+        str(Path(settings.BASE_DIR) / "manage.py"),
+        "bench_inference",
+        "--cold-start-child",
+        "--version",
+        str(version_number),
+    ]
+    t0 = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+        for line in child.stdout:
+            if line.startswith(COLD_START_MARK):
+                seconds = time.perf_counter() - t0
+                child.wait(timeout=timeout_s)
+                return {
+                    "cold_start_s": round(seconds, 2),
+                    **json.loads(line[len(COLD_START_MARK) :]),
+                }
+        child.wait(timeout=timeout_s)
+    raise RuntimeError(f"the cold-start process exited ({child.returncode}) without a result")
+
+
+def cold_start_child(version) -> str:
+    """In the fresh process: load ``version``, warm up, classify one image; the line to print."""
+    from inference.engine import EnsembleEngine
+    from inference.hardware import peak_rss_mb
+
+    t0 = time.perf_counter()
+    engine = EnsembleEngine.from_version(version)
+    engine.warm_up()
+    load_s = time.perf_counter() - t0
+    engine.classify(synthetic_images(1))
+    return COLD_START_MARK + json.dumps(
+        {"load_s": round(load_s, 2), "rss_mb": round(peak_rss_mb())}
     )
 
 
@@ -179,7 +312,25 @@ def format_report(report: BenchmarkReport) -> str:
     lines += [
         "",
         f"Speed-up (images/s): {report.speedup:.1f}x",
+        *_compute_lines(report),
         f"Max |probability difference| between the paths: {report.max_probability_difference:.2e}"
         f"; same voted label on {report.same_labels}/{report.images} images",
     ]
     return "\n".join(lines)
+
+
+def _compute_lines(report: BenchmarkReport) -> list[str]:
+    lines = []
+    if report.engine_batch1 is not None:
+        lines.append(
+            f"Engine, one image per call: {report.engine_batch1.images_per_s:.2f} images/s"
+        )
+    if report.floor_ratio is not None:
+        members = ", ".join(f"{k} {v:.1f}" for k, v in report.member_gflop.items())
+        lines += [
+            f"Compute: {report.gflop_per_image:.1f} GFLOP an image ({report.views} view(s); "
+            f"per member: {members})",
+            f"Machine: {report.machine_gflop_per_s:.0f} GFLOP/s (float32 matmul, this run); "
+            f"engine time / compute floor: {report.floor_ratio:.2f}",
+        ]
+    return lines

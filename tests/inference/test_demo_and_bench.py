@@ -1,13 +1,15 @@
 """The demo ensemble's cache, registration, management commands and the benchmark."""
 
 import io
+import json
 import os
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from inference import artifacts, demo, registry
-from inference.benchmark import format_report, run_benchmark
+from inference.benchmark import cold_start, cold_start_child, format_report, run_benchmark
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +64,35 @@ def test_benchmark_compares_both_paths(demo_version):
     assert report.same_labels == 4
     text = format_report(report)
     assert "Speed-up" in text and "engine (fused model, batched)" in text
+    # The compute floor: the fused model costs what its members cost, view by view.
+    assert report.engine_batch1.images_per_s > 0
+    assert sum(report.member_gflop.values()) == pytest.approx(report.gflop_per_image, rel=0.05)
+    assert report.machine_gflop_per_s > 1 and report.floor_ratio > 0
+    figures = report.as_json(cold_start_s=1.0)
+    assert figures["engine_images_per_s"].keys() == {"batch_1", "batch_2"}
+    assert figures["floor_ratio"] == round(report.floor_ratio, 3)
+    assert figures["cold_start_s"] == 1.0
+    json.dumps(figures)  # printable as it is
+    assert "compute floor" in text
+
+
+def test_flops_are_counted_as_the_textbook_says():
+    import keras
+
+    from inference.hardware import model_gflop
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same", use_bias=False)]
+    )
+    # 8 x 8 outputs x 4 filters x (3 x 3 x 3) multiply-adds, two operations each.
+    assert model_gflop(model, 8) * 1e9 == pytest.approx(2 * 8 * 8 * 4 * 27)
+
+
+def test_cold_start_times_a_fresh_process_to_its_first_result(demo_version):
+    line = cold_start_child(demo_version)  # what the fresh process prints
+    child = [sys.executable, "-c", f"import time; print('loading'); print({line!r})"]
+    figures = cold_start(demo_version.version, command=child)
+    assert figures["cold_start_s"] > 0
+    assert figures["load_s"] > 0 and figures["rss_mb"] > 100
+    with pytest.raises(RuntimeError, match="without a result"):
+        cold_start(demo_version.version, command=[sys.executable, "-c", "print('no result')"])

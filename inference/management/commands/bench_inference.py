@@ -1,4 +1,8 @@
-"""``manage.py bench_inference``: images/s and latency of the engine against the plain approach."""
+"""``manage.py bench_inference``: images/s and latency of the engine against the plain approach,
+the compute floor, and a fresh process's start-up (``--json``: one object with every figure)."""
+
+import argparse
+import json
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -24,10 +28,45 @@ class Command(BaseCommand):
         which.add_argument("--demo", action="store_true", help="use the untrained demo ensemble")
         parser.add_argument("--images", type=int, default=64)
         parser.add_argument("--batch", type=int, default=16)
+        parser.add_argument(
+            "--json", action="store_true", help="print one JSON object with every figure"
+        )
+        parser.add_argument(
+            "--no-cold-start",
+            action="store_true",
+            help="skip timing a fresh process from its start to its first result",
+        )
+        parser.add_argument("--cold-start-child", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args, version, demo, images, batch, **options):
         if images < 1 or batch < 1:
             raise CommandError("--images and --batch must be at least 1")
+        row = self._version(version, demo)
+        from inference import benchmark
+
+        if options["cold_start_child"]:
+            self.stdout.write(benchmark.cold_start_child(row))
+            return
+        from inference.engine import EnsembleEngine
+
+        say = self.stderr.write if options["json"] else self.stdout.write
+        say(f"Loading {row}...")
+        engine = EnsembleEngine.from_version(row, batch_size=batch)
+        report = benchmark.run_benchmark(engine=engine, images=images, batch=batch)
+        del engine
+        cold = {} if options["no_cold_start"] else benchmark.cold_start(row.version)
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_json(**cold), indent=2))
+            return
+        self.stdout.write(benchmark.format_report(report))
+        if cold:
+            self.stdout.write(
+                f"Cold start (fresh process to first result): {cold['cold_start_s']:.1f} s, of "
+                f"which loading and warm-up {cold['load_s']:.1f} s; peak memory "
+                f"{cold['rss_mb']:.0f} MB"
+            )
+
+    def _version(self, version, demo) -> ModelVersion:
         if version is not None:
             try:
                 row = ModelVersion.objects.get(version=version)
@@ -38,7 +77,7 @@ class Command(BaseCommand):
             if row is None:
                 from inference.demo import register_demo_version
 
-                self.stdout.write("No demo version yet: building and registering one...")
+                self.stderr.write("No demo version yet: building and registering one...")
                 row = register_demo_version(activate=False)
         else:
             from inference.artifacts import get_active_version
@@ -46,11 +85,4 @@ class Command(BaseCommand):
             row = get_active_version()
             if row is None:
                 raise CommandError("no active version: pass --version N or --demo")
-
-        from inference.benchmark import format_report, run_benchmark
-        from inference.engine import EnsembleEngine
-
-        self.stdout.write(f"Loading {row}...")
-        engine = EnsembleEngine.from_version(row, batch_size=batch)
-        report = run_benchmark(engine=engine, images=images, batch=batch)
-        self.stdout.write(format_report(report))
+        return row

@@ -1,0 +1,53 @@
+"""What a model asks of the hardware and what the hardware gives, measured in this process.
+
+* ``model_gflop``: floating-point operations of one image through a Keras model, counted by
+  TensorFlow's profiler on the traced inference graph (a multiply-add counts as two, as in
+  the usual GFLOP figures of these architectures).
+* ``matmul_gflop_per_s``: the float32 rate of a large matrix multiply on this machine with
+  TensorFlow's own threads: the practical ceiling that the engine's convolutions are compared
+  with (``floor_ratio`` in ``inference.benchmark``).
+* ``peak_rss_mb``: this process's peak resident memory.
+
+Imports TensorFlow lazily: only benchmarks call these.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+
+def model_gflop(model, input_size: int) -> float:
+    """GFLOP of one (input_size, input_size, 3) image through ``model`` in inference mode."""
+    import tensorflow as tf
+    from tensorflow.python.profiler.model_analyzer import profile
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+    spec = tf.TensorSpec((1, input_size, input_size, 3), tf.float32)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    options = (
+        ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    )
+    return profile(graph, options=options).total_float_ops / 1e9
+
+
+def matmul_gflop_per_s(n: int = 2048, repeats: int = 8) -> float:
+    """GFLOP/s of an (n, n) float32 matrix multiply, the best of ``repeats`` after a warm-up."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal((n, n), seed=(1, 2))
+    b = tf.random.stateless_normal((n, n), seed=(3, 4))
+    tf.linalg.matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MB (``ru_maxrss``: KB on Linux, B on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
