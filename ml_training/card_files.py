@@ -28,6 +28,7 @@ PLOTS = ("confusion_ensemble.png", "roc_ensemble.png", "reliability_ensemble.png
 CARD_FILE = "card.json"  # what the run folder does not say: version number, command, CV source
 CV_FILE = "cv.json"
 PROBES_FILE = "probes.json"  # classify_folder counts on folders outside the training data
+RERUN_FILE = "rerun.json"  # compare_runs of the released run and a rerun of its command
 CV_DIR = "cv"  # beside the summary folder: docs/model-card/cv/fold-I/
 
 
@@ -147,6 +148,26 @@ def add_probe(summary: Path, folder: str, report: dict, *, repo: Path) -> list[d
     return probes
 
 
+def add_rerun(summary: Path, comparison: dict, *, repo: Path) -> dict:
+    """Record what ``compare_runs RUN RERUN --json`` printed (``comparison``): whether a second
+    run of the same command agreed with the released one, and how long each took."""
+    runs = [relative_paths(str(Path(r).resolve()), repo) for r in comparison["runs"]]
+    record = {
+        "runs": runs,
+        "agree": comparison["agree"],
+        "tolerance": comparison["tolerance"],
+        "largest_difference": comparison["largest_difference"],
+        "same_split": comparison["same_split"],
+        "same_data": comparison["same_data"],
+        "same_confusion_matrices": comparison["same_confusion_matrices"],
+        "same_out_of_domain": comparison["same_out_of_domain"],
+        "minutes": [None if s is None else round(s / 60, 1) for s in comparison["seconds"]],
+        "command": f"python manage.py compare_runs {runs[0]} {runs[1]}",
+    }
+    (Path(summary) / RERUN_FILE).write_text(json.dumps(record, indent=1))
+    return record
+
+
 def default_command(config: dict) -> str:
     cv = config.get("cv")
     return (
@@ -178,5 +199,6 @@ def load_summary(src: Path) -> dict:
         "metrics": read("metrics.json"),
         "cv": read(CV_FILE),
         "probes": read(PROBES_FILE) or [],
+        "rerun": read(RERUN_FILE),
         "members": {p.stem: json.loads(p.read_text()) for p in (src / "members").glob("*.json")},
     }

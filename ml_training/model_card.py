@@ -83,6 +83,7 @@ def card_context(s: dict) -> dict:
         "results": results_context(metrics, names),
         "ood": ood_context(s["ood"], metrics, s["probes"]),
         "calibration": s["calibration"],
+        "rerun": s.get("rerun"),
         "calibration_ece_before": fmt((s["calibration"] or {}).get("val_ece_before")),
         "calibration_ece_after": fmt((s["calibration"] or {}).get("val_ece_after")),
         "review": review_context(metrics.get("review_threshold")),

@@ -163,3 +163,33 @@ def test_card_records_a_probe_folder_by_counts_only(tmp_path, settings):
     row = "| `../shared/bccd-ood` | 2 of 3 | 66.7% | 0.50 | 2.00 | `python manage.py "
     assert row + "classify_folder ../shared/bccd-ood --version 3 --json` |" in text
     assert "BloodImage" not in (summary / "probes.json").read_text()
+
+
+def test_card_records_whether_a_rerun_of_the_command_agreed(tmp_path, settings):
+    import json
+
+    from django.core.management import call_command
+
+    from ml_training.reproducibility import compare
+
+    settings.BASE_DIR = tmp_path / "repo"
+    runs = settings.BASE_DIR / "var" / "runs"
+    first = fake_run(runs / "r1", tmp_path / "data")
+    second = fake_run(runs / "r2", tmp_path / "data")
+    summary, card = settings.BASE_DIR / "docs" / "model-card" / "run", tmp_path / "card.md"
+    render = ["render_model_card", "--summary", str(summary), "--out", str(card)]
+    comparison = tmp_path / "compare.json"
+    comparison.write_text(json.dumps(compare(first, second)))
+    call_command(*render, "--from-run", str(first), "--rerun", str(comparison))
+    text = card.read_text()
+    assert "(55.0 and 55.0 min): **the two runs agree**" in text
+    assert "`python manage.py compare_runs var/runs/r1 var/runs/r2`" in text
+    assert str(tmp_path) not in text
+
+    metrics_path = second / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["ensemble"]["macro_f1"] -= 0.01
+    metrics_path.write_text(json.dumps(metrics))
+    comparison.write_text(json.dumps(compare(first, second)))
+    call_command(*render, "--rerun", str(comparison))
+    assert "**the two runs do not agree**" in card.read_text()

@@ -52,6 +52,14 @@ class Command(BaseCommand):
             "repeatable), e.g. another laboratory's smears",
         )
 
+        parser.add_argument(
+            "--rerun",
+            type=Path,
+            metavar="FILE",
+            help="record what compare_runs RUN RERUN --json printed into FILE: a second run of "
+            "the same command, compared with the released one",
+        )
+
     def handle(self, *args, **opts):
         from ml_training import card_files
         from ml_training.model_card import render
@@ -74,6 +82,8 @@ class Command(BaseCommand):
                 if not sep:
                     raise CommandError(f"--probe {probe}: expected FOLDER=FILE")
                 card_files.add_probe(summary, folder, _read_json(Path(file)), repo=repo)
+            if opts["rerun"]:
+                card_files.add_rerun(summary, _read_json(opts["rerun"]), repo=repo)
             if opts["cv"] is not None:
                 card_files.add_cv_folds(summary, opts["cv"], repo=repo)
             out = render(summary, opts["out"])
