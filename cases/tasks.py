@@ -41,9 +41,11 @@ def classify_image(self, image_id: int) -> str:
     return result.outcome.value
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def explain_prediction(prediction_id: int) -> str:
-    """The Grad-CAM overlays of a saved prediction (a follow-up: classification never waits)."""
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def explain_prediction(self, prediction_id: int) -> str:
+    """The Grad-CAM overlays of a saved prediction (a follow-up: classification never waits, so
+    the images waiting in the queue are classified first)."""
+    services.images_classify_waiting(task_id=self.request.id)
     status = services.prediction_explain(prediction_id=prediction_id)
     logger.info("prediction %s: Grad-CAM %s", prediction_id, status)
     return status

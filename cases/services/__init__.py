@@ -18,7 +18,13 @@ from .accounts import (
     user_ensure,
 )
 from .audit import audit_event_create, audit_read, request_address
-from .classification import Classified, Outcome, image_classify, prediction_record
+from .classification import (
+    Classified,
+    Outcome,
+    image_classify,
+    images_classify_waiting,
+    prediction_record,
+)
 from .flags import flags_refresh
 from .labs import lab_ensure, membership_remove, membership_set
 from .lifecycle import (
@@ -93,6 +99,7 @@ __all__ = [
     "audit_event_create",
     "audit_read",
     "image_classify",
+    "images_classify_waiting",
     "image_enqueue",
     "image_reclassify",
     "image_requeue",

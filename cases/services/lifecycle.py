@@ -178,10 +178,11 @@ def hard_limit_passed_since() -> timedelta:
 # --- Sending the task ------------------------------------------------------------------------
 
 
-def image_enqueue(image_id: int) -> bool:
-    """Send the classification task of a queued image; record its id and time first, clear the
-    time if the send fails (then the sweep sends it again once the broker answers). ``False``
-    when nothing was sent. Never raises."""
+def image_enqueue(image_id: int, *, countdown: float | None = None) -> bool:
+    """Send the classification task of a queued image (to run ``countdown`` seconds from now,
+    a retry's back-off); record its id and time first, clear the time if the send fails (then
+    the sweep sends it again once the broker answers). ``False`` when nothing was sent. Never
+    raises."""
     from ..tasks import classify_image
 
     task_id = str(uuid.uuid4())
@@ -191,7 +192,7 @@ def image_enqueue(image_id: int) -> bool:
         )
         if not marked:  # no longer queued (taken, finished or gone): nothing to send
             return False
-        classify_image.apply_async(args=[image_id], task_id=task_id)
+        classify_image.apply_async(args=[image_id], task_id=task_id, countdown=countdown)
     except Exception:  # noqa: BLE001 - a broker or database outage must not fail the caller
         logger.exception("could not send the classification of image %s; the sweep will", image_id)
         try:

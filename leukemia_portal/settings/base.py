@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -243,6 +244,11 @@ else:
 # Grad-CAM overlays computed by a follow-up task after each prediction (cases.services.saliency).
 LP_SALIENCY = env.bool("LP_SALIENCY", default=True)
 LP_CLASSIFY_MAX_ATTEMPTS = env.int("LP_CLASSIFY_MAX_ATTEMPTS", default=5)
+# A classification task takes up to this many waiting images into one engine call
+# (micro-batching, ``cases.services.classification``); 1 classifies one image per task.
+LP_CLASSIFY_BATCH_MAX = env.int("LP_CLASSIFY_BATCH_MAX", default=8)
+if LP_CLASSIFY_BATCH_MAX < 1:
+    raise ImproperlyConfigured("LP_CLASSIFY_BATCH_MAX must be at least 1")
 # The sweep runs every LP_SWEEP_INTERVAL_S (Celery beat). It re-sends images left ``queued``
 # whose task could not be sent, or was sent longer than LP_SWEEP_QUEUED_AFTER_S ago, and resets
 # ``processing`` images older than the hard time limit plus LP_SWEEP_GRACE_S.

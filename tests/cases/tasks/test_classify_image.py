@@ -69,9 +69,7 @@ def test_a_redelivered_task_takes_over_its_own_attempt_but_no_other(image, demo_
     """A worker died mid-task: its redelivery (same task id) finishes the image; a different
     task finding the image processing leaves it to its owner."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            "cases.services.classification._record", lambda *a: services.Classified(Outcome.DONE)
-        )
+        mp.setattr("cases.services.attempts.record", lambda *a: services.Classified(Outcome.DONE))
         services.image_classify(image_id=image.pk, task_id="task-A")  # claims, "dies" before saving
     image.refresh_from_db()
     assert (image.status, image.task_id, image.attempts) == ("processing", "task-A", 1)
