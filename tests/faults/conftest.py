@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from cases.bench.stack import free_port
 from tests.fixtures.worker import process_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers(port: int) -> bool:
@@ -150,27 +145,3 @@ def portal_factory(transactional_db, tmp_path):
     finally:
         for portal in portals:
             portal.stop()
-
-
-@pytest.fixture
-def light_version(db, _demo_stored_members):
-    """A one-member DEMO version (MobileNetV2 of the demo ensemble): the lifecycle under fault
-    does not depend on the ensemble's size, and a worker loads it in a few seconds instead of
-    the five members' fifteen or more."""
-    from inference import demo, registry
-    from inference.models import ModelVersion
-
-    [member] = [m for m in _demo_stored_members if m["architecture"] == "MobileNetV2"]
-    last = ModelVersion.objects.order_by("-version").values_list("version", flat=True).first()
-    version = ModelVersion.objects.create(
-        name="demo-light",
-        version=(last or 0) + 1,
-        is_demo=True,
-        members=[dict(member)],
-        preprocessing=demo.demo_preprocessing(),
-        class_names=list(demo.DEMO_CLASS_NAMES),
-        metrics={},
-        code_version=registry.code_version(),
-        notes="one member of the demo ensemble, for fault tests",
-    )
-    return registry.activate_version(version)
