@@ -88,11 +88,11 @@ def test_flops_are_counted_as_the_textbook_says():
     assert model_gflop(model, 8) * 1e9 == pytest.approx(2 * 8 * 8 * 4 * 27)
 
 
-def test_cold_start_times_a_fresh_process_to_its_first_result(demo_version):
-    line = cold_start_child(demo_version)  # what the fresh process prints
+def test_cold_start_times_a_fresh_process_to_its_first_result(light_version):
+    line = cold_start_child(light_version)  # what the fresh process prints (one member: quick)
     child = [sys.executable, "-c", f"import time; print('loading'); print({line!r})"]
-    figures = cold_start(demo_version.version, command=child)
+    figures = cold_start(light_version.version, command=child)
     assert figures["cold_start_s"] > 0
     assert figures["load_s"] > 0 and figures["rss_mb"] > 100
     with pytest.raises(RuntimeError, match="without a result"):
-        cold_start(demo_version.version, command=[sys.executable, "-c", "print('no result')"])
+        cold_start(light_version.version, command=[sys.executable, "-c", "print('no result')"])
