@@ -25,6 +25,7 @@ from .lifecycle import (
     Status,
     failure_message,
     image_fail_at_attempt_cap,
+    image_requeue_stopped,
     image_transition,
     lock_image,
 )
@@ -121,8 +122,6 @@ def release_leftovers(task_id: str, *, own: int | None) -> bool:
     """A redelivered task (its worker died mid-batch) sends the other images it had claimed
     back to the queue, each on a task of its own; True when this is a redelivery (its own
     image, or another, is still ``processing`` under this task)."""
-    from .lifecycle import enqueue_on_commit
-
     with transaction.atomic():
         held = list(
             SmearImage.objects.select_for_update(skip_locked=True).filter(
@@ -132,18 +131,11 @@ def release_leftovers(task_id: str, *, own: int | None) -> bool:
         for image in held:
             if image.pk == own:
                 continue
-            image.processing_started_at = None
-            image_transition(
-                image=image,
-                to=Status.QUEUED,
-                event_type=EventType.IMAGE_RECOVERED,
-                message="The worker stopped while classifying this image; it was queued again "
-                "automatically.",
-                failure_detail=f"attempt {image.attempts} (task {task_id}) never finished",
-                fields=("processing_started_at",),
-                new={"reason": "the batch it was in stopped; sent again on its own"},
+            image_requeue_stopped(
+                image,
+                detail=f"attempt {image.attempts} (task {task_id}) never finished",
+                reason="the batch it was in stopped; sent again on its own",
             )
-            enqueue_on_commit(image.pk)
             logger.warning("image %s: its batch (task %s) stopped; sent again", image.pk, task_id)
     return bool(held)
 

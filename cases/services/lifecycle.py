@@ -153,6 +153,25 @@ def lock_image(image_id: int) -> SmearImage | None:
         raise ImageBusy(f"image {image_id} is locked by another transaction") from exc
 
 
+def image_requeue_stopped(image: SmearImage, *, detail: str, reason: str) -> SmearImage:
+    """The locked ``processing`` image's worker stopped: queue it again and send its task on
+    commit (the recovery sweep, and a redelivered task for the other images of its batch)."""
+    image.processing_started_at = None
+    image.task_id = ""
+    image_transition(
+        image=image,
+        to=Status.QUEUED,
+        event_type=EventType.IMAGE_RECOVERED,
+        message="The worker stopped while classifying this image; it was queued again "
+        "automatically.",
+        failure_detail=detail,
+        fields=("processing_started_at", "task_id"),
+        new={"reason": reason},
+    )
+    enqueue_on_commit(image.pk)
+    return image
+
+
 def failure_message(kind: str, *, image: SmearImage, detail: str = "") -> str:
     return FAILURE_MESSAGES[kind].format(detail=detail, attempts=image.attempts, image_id=image.pk)
 

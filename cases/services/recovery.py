@@ -37,6 +37,7 @@ from .lifecycle import (
     hard_limit_passed_since,
     image_enqueue,
     image_fail_at_attempt_cap,
+    image_requeue_stopped,
     image_transition,
 )
 
@@ -116,19 +117,11 @@ def _recover_stale_processing(now, report: RecoveryReport) -> None:
                 )
                 report.failed.append(image.pk)
                 continue
-            image.processing_started_at = None
-            image.task_id = ""
-            image_transition(
-                image=image,
-                to=Status.QUEUED,
-                event_type=EventType.IMAGE_RECOVERED,
-                message="The worker stopped while classifying this image; it was queued again "
-                "automatically.",
-                failure_detail=f"attempt {image.attempts} never finished",
-                fields=("processing_started_at", "task_id"),
-                new={"reason": "processing past the hard time limit"},
+            image_requeue_stopped(
+                image,
+                detail=f"attempt {image.attempts} never finished",
+                reason="processing past the hard time limit",
             )
-            enqueue_on_commit(image.pk)
             report.requeued.append(image.pk)
 
 
