@@ -32,7 +32,7 @@ from inference import preprocessing, voting
 from inference.artifacts import ood_local_path
 from inference.decoding import decode_image
 from inference.exceptions import ArtifactIntegrityError
-from inference.fused import build_fused_model
+from inference.fused import build_fused_model, serving_function
 from inference.models import ModelVersion
 from inference.ood import OODDetector, image_statistics, split_features
 
@@ -58,6 +58,10 @@ class EnsembleEngine:
     fingerprint: tuple = field(default=())
     ood: OODDetector | None = None
     temperature: float = 1.0  # the version's calibration of the displayed probabilities
+    # The fused model as one traced function (``fused.serving_function``); shared by the
+    # copies ``dataclasses.replace`` makes, so a version switch that reuses the models
+    # does not trace again.
+    serve: Any = field(default=None, repr=False)
 
     @classmethod
     def from_version(
@@ -137,6 +141,7 @@ class EnsembleEngine:
             batch_size=batch_size,
             fingerprint=version_fingerprint(version, config),
             temperature=version.temperature,
+            serve=serving_function(fused, config["input_size"]),
         ).with_ood(ood)
 
     def with_ood(self, ood: OODDetector | None) -> EnsembleEngine:
@@ -192,7 +197,7 @@ class EnsembleEngine:
         features = np.empty((n, sum(dims)), np.float32) if dims else None
         for start in range(0, n, self.batch_size):
             chunk = batch[start : start + self.batch_size]
-            out = self.fused_model.predict_on_batch(chunk)
+            out = self.serve(chunk)
             if features is None:
                 probs[start : start + len(chunk)] = keras.ops.convert_to_numpy(out)
             else:

@@ -151,6 +151,20 @@ def test_same_content_under_a_new_version_reuses_the_loaded_models(
     second = engine_mod.get_engine()
     assert second.version == clone
     assert second.fused_model is first.fused_model
+    assert second.serve is first.serve  # traced once, not again after the switch
+
+
+def test_warm_up_is_the_only_trace_whatever_the_batch_size(engine):
+    """A worker warmed up on one image must not trace the ensemble again for its first batch
+    of several (that second trace stalled a case by about 10 s on 2 cores)."""
+    engine.warm_up()
+    traced = engine.serve.experimental_get_tracing_count()
+    rng = np.random.default_rng(1)
+    for n in (1, 3, 8, 5):
+        batch = rng.uniform(0, 255, (n, 72, 72, 3)).astype(np.float32)
+        probs = engine.predict_member_probs(batch)
+        assert probs.shape == (n, 5, 4)
+    assert engine.serve.experimental_get_tracing_count() == traced == 1
 
 
 def test_a_member_of_another_input_or_class_count_is_refused(engine):
