@@ -51,6 +51,12 @@ def summarise(run_dirs: list[Path]) -> dict:
         values = {_get(f["config"], key) for f in folds}
         if len(values) != 1:
             raise ValueError(f"the runs differ in their {what}: {sorted(map(str, values))}")
+    if len({_profile_settings(f["config"]) for f in folds}) != 1:
+        # Same name, other epochs, sizes or precision: a fold of an older profile.
+        raise ValueError(
+            "the runs differ in their profile settings (same profile name, other content): "
+            "run the older folds again with the current profile"
+        )
     numbers = [f["config"]["cv"]["fold"] for f in folds]
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"a fold appears more than once: {numbers}")
@@ -109,6 +115,12 @@ def report_markdown(summary: dict) -> str:
 def _model_scores(metrics: dict, model: str) -> dict:
     m = metrics["ensemble"] if model == "ensemble" else metrics["members"][model]
     return {s: float(m[s]) for s in SCORES}
+
+
+def _profile_settings(config: dict) -> str:
+    """What of a run's profile decides its weights: all of it but the description."""
+    profile = {k: v for k, v in config["profile"].items() if k != "description"}
+    return json.dumps(profile, sort_keys=True)
 
 
 def _get(config: dict, key):

@@ -11,12 +11,12 @@ from django.core.management import CommandError, call_command
 from ml_training import crossval
 
 
-def _fold(tmp_path, fold, *, folds=3, seed=42, fingerprint="abc", ens_f1=0.9, name=None):
+def _fold(tmp_path, fold, *, folds=3, seed=42, fingerprint="abc", ens_f1=0.9, name=None, epochs=8):
     run = tmp_path / (name or f"fold{fold}")
     (run / "eval").mkdir(parents=True)
     config = {
         "seed": seed,
-        "profile": {"name": "cpu"},
+        "profile": {"name": "cpu", "description": f"fold {fold}", "members": [{"epochs": epochs}]},
         "data_fingerprint": fingerprint,
         "cv": {"folds": folds, "fold": fold},
     }
@@ -69,6 +69,7 @@ def test_missing_folds_are_reported(tmp_path, capsys):
         ({"fingerprint": "xyz"}, "data"),
         ({"folds": 5}, "number of folds"),
         ({"fold": 1, "name": "again"}, "more than once"),
+        ({"epochs": 6}, "profile settings"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
