@@ -236,10 +236,10 @@ class EpochLoop:
             batches=int(member.get("bn_refresh_batches", 16)),
             batch_size=int(member["batch_size"]),
             seed=self.seed + epoch,
+            compiled=compiled(member),
         )
-        scores = quick_scores(
-            data.y_val, predict_probs(nets.served, data.x_val), len(data_mod.CLASS_NAMES)
-        )
+        probs = predict_probs(nets.served, data.x_val, compiled=compiled(member))
+        scores = quick_scores(data.y_val, probs, len(data_mod.CLASS_NAMES))
         row = {
             "epoch": epoch,
             "loss": float(np.mean(losses)),
@@ -338,13 +338,18 @@ def one_off_seconds(first_steps: list[float]) -> float:
     return max(0.0, first_steps[0] - first_steps[1])
 
 
+def compiled(member: dict) -> bool:
+    """Validation and the BatchNorm refresh run as graphs unless the member trains eagerly."""
+    return not member.get("run_eagerly")
+
+
 def _post_hoc(member: dict, model, data: MemberData, info: dict) -> dict:
     """Prior correction and calibration of the kept member (each only when the profile asks,
     each kept only when it does not lower the validation macro-F1); the final val scores."""
     num_classes = len(data_mod.CLASS_NAMES)
     name = member["name"]
     # The stored member's validation probabilities, kept current through the adjustments.
-    val_probs = predict_probs(model, data.x_val)
+    val_probs = predict_probs(model, data.x_val, compiled=compiled(member))
     final = quick_scores(data.y_val, val_probs, num_classes)
     if member.get("prior_correction"):
         # Balanced sampling trains the member for equal class priors; the images it will see
@@ -354,7 +359,7 @@ def _post_hoc(member: dict, model, data: MemberData, info: dict) -> dict:
         log_prior = np.log(np.maximum(counts, 1) / counts.sum())
         shift = Calibration(temperature=1.0, bias=log_prior - log_prior.mean())
         result, val_probs = adjust_softmax_layer(
-            model, shift, val_probs, data.x_val, data.y_val, num_classes
+            model, shift, val_probs, data.x_val, data.y_val, num_classes, compiled=compiled(member)
         )
         info["prior_correction"] = {
             "log_prior": log_prior.tolist(),
@@ -366,7 +371,7 @@ def _post_hoc(member: dict, model, data: MemberData, info: dict) -> dict:
         # A temperature and class bias fitted on the validation split (ml_training.calibration).
         fitted = calibration.fit(val_probs, data.y_val)
         result, val_probs = adjust_softmax_layer(
-            model, fitted, val_probs, data.x_val, data.y_val, num_classes
+            model, fitted, val_probs, data.x_val, data.y_val, num_classes, compiled=compiled(member)
         )
         info["calibration"] = {**fitted.to_json(), **result}
         final = _log_adjustment(

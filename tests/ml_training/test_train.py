@@ -17,17 +17,43 @@ def _bn_model(momentum):
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
 
 
-def test_bn_refresh_averages_its_batches_and_restores_the_momentum():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_bn_refresh_averages_its_batches_and_restores_the_momentum(compiled):
     rng = np.random.default_rng(0)
     images = rng.normal(50.0, 10.0, (8, 4, 4, 3)).astype(np.float32)
     images[:4] += 100.0  # two very different halves: an exponential average would favour one
     model = _bn_model(momentum=0.9)
-    train.refresh_bn_statistics(model, images, batches=2, batch_size=4, seed=3)
+    train.refresh_bn_statistics(model, images, batches=2, batch_size=4, seed=3, compiled=compiled)
     bn = model.get_layer("bn")
     # two batches of four cover the eight images once: the average of the two batch means is
     # the mean over all images, whichever image fell in which batch
     np.testing.assert_allclose(np.asarray(bn.moving_mean), images.mean(axis=(0, 1, 2)), rtol=1e-5)
+    # and the variance is the plain mean of the two batches' (biased) variances
+    order = np.random.default_rng(3).permutation(8)  # the draw refresh_bn_statistics makes
+    batch_vars = [images[order[k : k + 4]].var(axis=(0, 1, 2)) for k in (0, 4)]
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), np.mean(batch_vars, 0), rtol=1e-4)
     assert bn.momentum == 0.9
+
+
+def test_compiled_validation_and_refresh_trace_once_and_match_eager():
+    """Each epoch's validation and BatchNorm refresh reuse the graph traced at the first."""
+    from ml_training.member_model import graph_function
+
+    rng = np.random.default_rng(1)
+    images = rng.normal(50.0, 10.0, (20, 4, 4, 3)).astype(np.float32)
+    model = _bn_model(momentum=0.9)
+    for epoch in range(3):
+        train.refresh_bn_statistics(model, images, batches=3, batch_size=4, seed=epoch)
+        eager = model(images, training=False).numpy()
+        # 20 images in batches of 8: two batch sizes, one graph
+        np.testing.assert_allclose(train.predict_probs(model, images, 8), eager, rtol=1e-5)
+        np.testing.assert_allclose(
+            train.predict_probs(model, images, 8, compiled=False), eager, rtol=1e-5
+        )
+    shape = (None, 4, 4, 3)
+    assert graph_function(model, "inference", shape, None).experimental_get_tracing_count() == 1
+    refresh = graph_function(model, "batchnorm statistics", shape, None)
+    assert refresh.experimental_get_tracing_count() == 1
 
 
 def test_bn_refresh_with_no_batches_changes_nothing():
