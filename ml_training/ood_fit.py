@@ -65,9 +65,12 @@ def engine_outputs(engine, paths, *, batch_size: int = 32, progress: bool = Fals
 
 
 def single_view(engine):
-    """The same members fused without test-time views (a new graph, the same weights)."""
+    """The same members fused without test-time views (a new graph, the same weights); the
+    engine itself (in batches of 64) when it already serves a single view."""
     from inference.engine import EnsembleEngine
 
+    if engine.preprocessing.get("tta", "none") == "none":
+        return dataclasses.replace(engine, batch_size=64)
     cfg = {**engine.preprocessing, "tta": "none"}
     return EnsembleEngine.from_models(
         engine.version, engine.member_models, engine.member_names, cfg, batch_size=64

@@ -23,14 +23,35 @@ def smears(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory, smears):
-    """One unregistered run of the two-member profile (seed 11), shared by the tests that only
-    read it or copy it: training is most of this file's time, and CI has 20 minutes."""
+def smears_with_twins(smears, tmp_path_factory):
+    """A dataset root like the Taleqani release: ``Original/`` (the smears) and ``Segmented/``
+    (each smear through our own segmentation)."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from inference.segmentation import segment
+
+    root = tmp_path_factory.mktemp("dataset")
+    shutil.copytree(smears, root / "Original")
+    for src in (root / "Original").rglob("*.png"):
+        dst = root / "Segmented" / src.relative_to(root / "Original")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(segment(np.asarray(Image.open(src).convert("RGB")), None)).save(dst)
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, smears_with_twins):
+    """One unregistered run of the two-member profile (seed 11) on Original and Segmented
+    smears, shared by the tests that only read it or copy it: training is most of this file's
+    time, and CI has 20 minutes."""
     from django.test import override_settings
 
     root = tmp_path_factory.mktemp("small-run")
     with override_settings(VAR_DIR=root / "var"):
-        return _small_retrain(root, smears)
+        return _small_retrain(root, smears_with_twins)
 
 
 def _small_retrain(root, smears):
@@ -143,25 +164,6 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     assert printed["ensemble"]["confusion_matrix"] == m["ensemble"]["confusion_matrix"]
     assert printed["test_set"]["tta"] == "none"
 
-    # --tta evaluates the version as if it were served with other test-time views.
-    call_command(
-        "evaluate_model",
-        "--run-dir",
-        str(run_dir),
-        "--version",
-        str(version.version),
-        "--tta",
-        "flips",
-        "--json",
-        "--bootstrap",
-        "10",
-    )
-    flipped = json.loads(capsys.readouterr().out)
-    assert flipped["test_set"]["tta"] == flipped["test_set"]["tta_override"] == "flips"
-    assert flipped["test_set"]["images"] == m["test_set"]["images"]
-    version.refresh_from_db()
-    assert version.preprocessing["tta"] == "none"  # the version itself is unchanged
-
     # The model card renders from the run's exported summary files.
     card = tmp_path / "docs" / "model-card.md"
     call_command(
@@ -180,16 +182,51 @@ def test_smoke_retrain_evaluate_register(tmp_path, smears, capsys, settings):
     assert f"flagged **{m['out_of_domain']['flagged']} of" in text
     assert (tmp_path / "docs" / "model-card" / "confusion_ensemble.png").is_file()
 
-    # The run folder is a bundle another machine could hand over.
+
+def test_a_run_bundle_registers_and_evaluates_with_other_views(
+    tmp_path, small_run, settings, capsys
+):
+    """The run folder is a bundle another machine could hand over; ``--tta`` evaluates the
+    registered version as if it were served with other test-time views."""
+    import shutil
+
+    settings.VAR_DIR = tmp_path / "var"
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_run[0].run_dir, run_dir)
+    metrics = small_run[1]
     call_command("register_model", str(run_dir))
-    again = ModelVersion.objects.order_by("-version").first()
-    assert again.version == version.version + 1 and again.is_demo
-    assert [x["sha256"] for x in again.members] == [x["sha256"] for x in version.members]
-    assert again.review_threshold == version.review_threshold  # from the bundle's metrics
-    assert again.metrics["review_threshold"] == figures
-    call_command("activate_model", str(again.version))
-    again.refresh_from_db()
-    assert again.status == ModelVersion.Status.ACTIVE
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersion.Status.CANDIDATE
+    bundle = json.loads((run_dir / "bundle.json").read_text())
+    assert [x["sha256"] for x in version.members] == [x["sha256"] for x in bundle["members"]]
+    # the review threshold comes from the bundle's metrics, with the figures it was chosen on
+    assert version.review_threshold == metrics["review_threshold"]["value"]
+    assert version.metrics["review_threshold"] == metrics["review_threshold"]
+    # the segmented twins were scored with the run
+    assert version.metrics["extra"]["segmented"]["ensemble"]["accuracy"] is not None
+
+    capsys.readouterr()
+    call_command(
+        "evaluate_model",
+        "--run-dir",
+        str(run_dir),
+        "--version",
+        str(version.version),
+        "--tta",
+        "flips",
+        "--json",
+        "--bootstrap",
+        "10",
+    )
+    flipped = json.loads(capsys.readouterr().out)
+    assert flipped["test_set"]["tta"] == flipped["test_set"]["tta_override"] == "flips"
+    assert flipped["test_set"]["images"] == metrics["test_set"]["images"]
+    version.refresh_from_db()
+    assert version.preprocessing["tta"] == "none"  # the version itself is unchanged
+
+    call_command("activate_model", str(version.version))
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.ACTIVE
 
 
 def test_register_model_rejects_a_tampered_bundle(tmp_path, small_run, settings):
@@ -218,10 +255,10 @@ def _small_profile(tmp_path):
     return path
 
 
-def test_same_seed_same_split_and_metrics(tmp_path, smears, small_run, settings):
+def test_same_seed_same_split_and_metrics(tmp_path, smears_with_twins, small_run, settings):
     settings.VAR_DIR = tmp_path / "var"
     a, ma = small_run
-    b, mb = _small_retrain(tmp_path, smears)
+    b, mb = _small_retrain(tmp_path, smears_with_twins)
     assert (a.split.train, a.split.val, a.split.test) == (b.split.train, b.split.val, b.split.test)
     assert a.config["data_fingerprint"] == b.config["data_fingerprint"]
     for name in ("accuracy", "macro_f1", "ece"):
@@ -255,35 +292,17 @@ def test_missing_imagenet_weights_is_a_clear_error(tmp_path, smears):
         )
 
 
-def test_segmented_twins_and_mask_iou_are_reported(tmp_path, settings):
-    """A dataset root with Original/ and Segmented/ (like the Taleqani release)."""
-    import numpy as np
-    from PIL import Image
-
-    from inference.segmentation import segment
-    from ml_training.synthetic import make_synthetic_dataset
-
-    settings.VAR_DIR = tmp_path / "var"
-    root = tmp_path / "dataset"
-    make_synthetic_dataset(root / "Original", per_class=8, seed=4, size=96)
-    for src in (root / "Original").rglob("*.png"):
-        dst = root / "Segmented" / src.relative_to(root / "Original")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(segment(np.asarray(Image.open(src).convert("RGB")), None)).save(dst)
-    ctx, version, metrics = pipeline.retrain(
-        data_dir=root,
-        profile=_small_profile(tmp_path),
-        seed=3,
-        run_dir=tmp_path / "run",
-        progress=False,
-        is_demo=True,
-    )
+def test_segmented_twins_and_mask_iou_are_reported(small_run):
+    """A dataset root with Original/ and Segmented/ (like the Taleqani release): the run
+    trains on Original, scores the Segmented twins of its test split too, and reports how
+    well our segmentation matches theirs."""
+    ctx, metrics = small_run
     assert ctx.manifest.root.endswith("Original")
     iou = metrics["extra"]["segmentation_iou"]
     assert iou["available"] and iou["mean_iou"] > 0.99  # the reference is our own segmentation
     seg = metrics["extra"]["segmented"]
     assert seg["test_set"]["images"] == metrics["test_set"]["images"]
-    assert version.metrics["extra"]["segmented"]["ensemble"]["accuracy"] is not None
+    assert seg["ensemble"]["accuracy"] is not None
 
 
 def test_one_cross_validation_fold_end_to_end(tmp_path, smears, settings, capsys):
