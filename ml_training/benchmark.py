@@ -3,8 +3,11 @@
 Each member is built, compiled and fed exactly as ``train.train_member`` does (same model
 builder, optimiser, loss, precision, batch size and augmentation pipeline) on random images of
 its input size; the first step (which traces the train function) is timed on its own, then
-``warmup`` more steps run untimed and ``steps`` steps are timed. Figures depend on the machine
-and on what else runs on it: measure on an otherwise idle machine.
+``warmup`` more steps run untimed and ``steps`` steps are timed. With ``val_images``, the
+per-epoch work around the steps is timed too, with the functions training runs: the BatchNorm
+refresh and the validation pass over that many images at the served size, each after its
+first (tracing) call. Figures depend on the machine and on what else runs on it: measure on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -32,15 +35,32 @@ class TrainingTiming:
     trace_s: float  # first step: tracing plus one step
     ms_per_step: float
     images_per_s: float
+    epochs: int = 0  # the profile's epoch count for the member
+    val_images: int = 0
+    validation_s: float = 0.0  # BatchNorm refresh + validation pass, once traced
+    validation_trace_s: float = 0.0  # their first calls beyond validation_s (tracing)
 
     def epoch_minutes(self, epoch_images: int) -> float:
         """Minutes of training steps in an epoch of ``epoch_images`` (no validation)."""
         steps = math.ceil(epoch_images / self.batch_size)
         return steps * self.ms_per_step / 1000 / 60
 
+    def member_minutes(self, epoch_images: int) -> float:
+        """The member's planned epochs: steps, refresh and validation, and the one-off traces
+        (not the post-hoc calibration, a few validation passes)."""
+        per_epoch = self.epoch_minutes(epoch_images) + self.validation_s / 60
+        one_off = (self.trace_s - self.ms_per_step / 1000 + self.validation_trace_s) / 60
+        return self.epochs * per_epoch + max(0.0, one_off)
+
 
 def measure_member(
-    member: dict, *, augment: dict | None, steps: int = 12, warmup: int = 2, seed: int = 0
+    member: dict,
+    *,
+    augment: dict | None,
+    steps: int = 12,
+    warmup: int = 2,
+    seed: int = 0,
+    val_images: int = 0,
 ) -> TrainingTiming:
     """Time ``steps`` training steps of one resolved profile member."""
     import keras
@@ -79,6 +99,12 @@ def measure_member(
     for _ in range(steps):
         model.train_on_batch(*next(batches))
     per_step = (time.perf_counter() - t0) / steps
+    validation = (0.0, 0.0)
+    if val_images:
+        served = model
+        if crop or precision != "float32":
+            served = train.build_member_model(member, NUM_CLASSES, None, "float32")
+        validation = _time_validation(served, member, rng, images=val_images, seed=seed)
     keras.backend.clear_session()
     return TrainingTiming(
         member=member["name"],
@@ -90,7 +116,37 @@ def measure_member(
         trace_s=trace_s,
         ms_per_step=per_step * 1000,
         images_per_s=batch / per_step,
+        epochs=int(member["epochs"]),
+        val_images=val_images,
+        validation_s=validation[0],
+        validation_trace_s=validation[1],
     )
+
+
+def _time_validation(served, member: dict, rng, *, images: int, seed: int) -> tuple[float, float]:
+    """(seconds of an epoch's BatchNorm refresh and validation pass once traced, extra seconds
+    of the first), with the functions ``train_member`` runs and the member's settings."""
+    from ml_training.member_training import compiled
+    from ml_training.posthoc import refresh_bn_statistics
+
+    size = int(member["input_size"])
+    x_val = rng.integers(0, 256, (images, size, size, 3), dtype=np.uint8)
+    x_train = rng.integers(0, 256, (2 * int(member["batch_size"]), size, size, 3), np.uint8)
+    graph = compiled(member)
+    times = []
+    for epoch in range(2):
+        t0 = time.perf_counter()
+        refresh_bn_statistics(
+            served,
+            x_train,
+            batches=int(member.get("bn_refresh_batches", 16)),
+            batch_size=int(member["batch_size"]),
+            seed=seed + epoch,
+            compiled=graph,
+        )
+        train.predict_probs(served, x_val, compiled=graph)
+        times.append(time.perf_counter() - t0)
+    return times[1], max(0.0, times[0] - times[1])
 
 
 def run(
@@ -100,6 +156,7 @@ def run(
     precisions: list[str] | None = None,
     steps: int = 12,
     warmup: int = 2,
+    val_images: int = 0,
     on_result=None,
 ) -> list[TrainingTiming]:
     """Measure the profile's members (all, or those named), each at its own precision or at
@@ -116,7 +173,11 @@ def run(
         for precision in precisions or [m.get("precision", "float32")]:
             spec = {**m, "precision": precision}
             timing = measure_member(
-                spec, augment=profile.get("augment"), steps=steps, warmup=warmup
+                spec,
+                augment=profile.get("augment"),
+                steps=steps,
+                warmup=warmup,
+                val_images=val_images,
             )
             out.append(timing)
             if on_result is not None:
@@ -124,13 +185,14 @@ def run(
     return out
 
 
-def table_header(*, epoch_images: int | None = None) -> str:
+def table_header(*, epoch_images: int | None = None, val_images: int = 0) -> str:
     head = f"{'member':<13}{'px':>5}{'crop':>6}{'batch':>7}  {'precision':<16}"
-    return (
-        head
-        + f"{'img/s':>8}{'ms/step':>9}{'first step s':>14}"
-        + (f"{'min/epoch':>11}" if epoch_images else "")
-    )
+    head += f"{'img/s':>8}{'ms/step':>9}{'first step s':>14}"
+    if epoch_images:
+        head += f"{'min/epoch':>11}"
+    if epoch_images and val_images:
+        head += f"{'val s/epoch':>13}{'epochs':>8}{'member min':>12}"
+    return head
 
 
 def table_row(t: TrainingTiming, *, epoch_images: int | None = None) -> str:
@@ -140,10 +202,24 @@ def table_row(t: TrainingTiming, *, epoch_images: int | None = None) -> str:
     )
     if epoch_images:
         line += f"{t.epoch_minutes(epoch_images):>11.2f}"
+    if epoch_images and t.val_images:
+        line += f"{t.validation_s:>13.1f}{t.epochs:>8}{t.member_minutes(epoch_images):>12.1f}"
     return line
 
 
-def table_footer(*, epoch_images: int | None = None) -> str:
+def table_footer(
+    timings: list[TrainingTiming], *, epoch_images: int | None = None, val_images: int = 0
+) -> str:
     if not epoch_images:
         return ""
-    return f"(min/epoch: training steps of {epoch_images} images, without validation)"
+    lines = [f"(min/epoch: training steps of {epoch_images} images, without validation)"]
+    if val_images:
+        total = sum(t.member_minutes(epoch_images) for t in timings)
+        lines += [
+            f"(val s/epoch: BatchNorm refresh and validation of {val_images} images at the "
+            "served size; member min: the profile's epochs of both, plus the first calls' "
+            "tracing)",
+            f"Member training, all measured members: {total:.1f} min (without data loading, "
+            "post-hoc calibration, the out-of-domain fit and the test evaluation)",
+        ]
+    return "\n".join(lines)

@@ -44,3 +44,42 @@ def test_prints_a_row_per_member_and_precision(capsys):
 def test_unknown_member_is_a_clear_error():
     with pytest.raises(CommandError, match="no member"):
         call_command("bench_training", "--profile", "smoke", "--member", "AlexNet")
+
+
+def test_plans_the_members_minutes_with_validation(capsys):
+    """--val-images adds each epoch's BatchNorm refresh and validation and plans the member's
+    minutes for the profile's epochs: the figures a profile's epoch counts are chosen from."""
+    call_command(
+        "bench_training",
+        "--profile",
+        "smoke",
+        "--member",
+        "MobileNetV2",
+        "--member",
+        "VGG16",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--epoch-images",
+        "64",
+        "--val-images",
+        "24",
+    )
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("MobileNetV2", "VGG16"))]
+    assert len(rows) == 2
+    planned = []
+    for row in rows:
+        minutes, val_s, epochs, member_min = (
+            float(row[8]),
+            float(row[9]),
+            int(row[10]),
+            float(row[11]),
+        )
+        assert val_s > 0 and epochs == 1  # the smoke profile trains one epoch
+        # at least the epochs' steps and validations; the rest is the first calls' tracing
+        assert member_min >= epochs * (minutes + val_s / 60) - 0.05
+        planned.append(member_min)
+    total = re.search(r"Member training, all measured members: ([\d.]+) min", out)
+    assert total and float(total.group(1)) == pytest.approx(sum(planned), abs=0.1)

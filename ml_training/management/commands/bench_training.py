@@ -27,31 +27,39 @@ class Command(BaseCommand):
         parser.add_argument(
             "--epoch-images", type=int, help="also print minutes per epoch of this many images"
         )
+        parser.add_argument(
+            "--val-images",
+            type=int,
+            default=0,
+            help="with --epoch-images: also time each epoch's BatchNorm refresh and validation "
+            "of this many images, and plan each member's minutes for the profile's epochs",
+        )
 
     def handle(self, *args, **opts):
         from ml_training import benchmark
         from ml_training.profiles import load_profile
 
-        epoch_images = opts["epoch_images"]
+        epoch_images, val_images = opts["epoch_images"], opts["val_images"]
         try:
             profile = load_profile(opts["profile"])
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Profile {profile['name']}, {profile.get('threads')} threads")
-        self.stdout.write(benchmark.table_header(epoch_images=epoch_images))
+        self.stdout.write(benchmark.table_header(epoch_images=epoch_images, val_images=val_images))
         try:
-            benchmark.run(
+            timings = benchmark.run(
                 profile,
                 members=opts["members"],
                 precisions=opts["precisions"],
                 steps=opts["steps"],
                 warmup=opts["warmup"],
+                val_images=val_images if epoch_images else 0,
                 on_result=lambda t: self.stdout.write(
                     benchmark.table_row(t, epoch_images=epoch_images)
                 ),
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        footer = benchmark.table_footer(epoch_images=epoch_images)
+        footer = benchmark.table_footer(timings, epoch_images=epoch_images, val_images=val_images)
         if footer:
             self.stdout.write(footer)
