@@ -105,6 +105,20 @@ def test_history_lists_every_version_and_offers_the_active_one(
     assert "Classify with the active model" in page
 
 
+def test_the_page_names_the_uploaded_format_and_the_stored_one(clinician_client, image):
+    """A JPEG upload is stored as a lossless PNG of its pixels: the page says both, so a
+    technologist looking for the JPEG they sent does not read "PNG" as a mix-up."""
+    image.format, image.original_format = "PNG", "JPEG"
+    image.save(update_fields=["format", "original_format"])
+    assert "uploaded as JPEG, stored as lossless PNG of its pixels" in _page(
+        clinician_client, image
+    )
+    image.original_format = ""  # stored before the original format was recorded
+    image.save(update_fields=["original_format"])
+    page = _page(clinician_client, image)
+    assert "uploaded as" not in page and " px · PNG · " in page
+
+
 def test_queued_without_an_active_model_says_so(clinician_client, image):
     page = _page(clinician_client, image)
     assert "Waiting for a model to be activated" in page
