@@ -251,8 +251,10 @@ COLD_START_MARK = "LP-FIRST-RESULT "
 
 def cold_start(version_number: int, *, command=None, timeout_s: float = 600.0) -> dict:
     """A fresh process (``manage.py bench_inference --cold-start-child``, or ``command``) from
-    its start to its first result: ``{"cold_start_s", "load_s", "rss_mb"}`` (``rss_mb``: that
-    process's peak resident memory once it has classified, what one worker process holds)."""
+    its start to its first result: ``{"cold_start_s", "load_s", "rss_mb", "breakdown"}``
+    (``rss_mb``: that process's peak resident memory once it has classified, what one worker
+    process holds; ``breakdown``: where the seconds went, ``startup_rest_s`` being Python,
+    Django and the command before the child's first timed step)."""
     from django.conf import settings
 
     command = command or [
@@ -269,26 +271,57 @@ def cold_start(version_number: int, *, command=None, timeout_s: float = 600.0) -
             if line.startswith(COLD_START_MARK):
                 seconds = time.perf_counter() - t0
                 child.wait(timeout=timeout_s)
-                return {
+                result = {
                     "cold_start_s": round(seconds, 2),
                     **json.loads(line[len(COLD_START_MARK) :]),
                 }
+                breakdown = result.get("breakdown")
+                if breakdown:
+                    timed = sum(v for k, v in breakdown.items() if k.endswith("_s"))
+                    breakdown["startup_rest_s"] = round(max(0.0, seconds - timed), 2)
+                return result
         child.wait(timeout=timeout_s)
     raise RuntimeError(f"the cold-start process exited ({child.returncode}) without a result")
 
 
 def cold_start_child(version) -> str:
-    """In the fresh process: load ``version``, warm up, classify one image; the line to print."""
-    from inference.engine import EnsembleEngine
+    """In the fresh process: import the engine (TensorFlow), load ``version``, warm up, classify
+    one image; the line to print, with the seconds of each step."""
     from inference.hardware import peak_rss_mb
 
     t0 = time.perf_counter()
+    from inference.engine import EnsembleEngine
+
+    import_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
     engine = EnsembleEngine.from_version(version)
+    t2 = time.perf_counter()
     engine.warm_up()
-    load_s = time.perf_counter() - t0
+    t3 = time.perf_counter()
     engine.classify(synthetic_images(1))
+    t4 = time.perf_counter()
+    loaded = engine.load_seconds
+    breakdown = {
+        "import_tensorflow_s": round(import_s, 2),
+        "verify_s": loaded.get("verify_s", 0.0),
+        "load_members_s": round(sum(loaded.get("members_s", {}).values()), 2),
+        "fuse_s": loaded.get("fuse_s", 0.0),
+        "load_other_s": round(max(0.0, t2 - t1 - sum_loaded(loaded)), 2),
+        "warm_up_s": round(t3 - t2, 2),
+        "first_result_s": round(t4 - t3, 2),
+        "per_member": loaded.get("members_s", {}),
+    }
     return COLD_START_MARK + json.dumps(
-        {"load_s": round(load_s, 2), "rss_mb": round(peak_rss_mb())}
+        {"load_s": round(t3 - t1, 2), "rss_mb": round(peak_rss_mb()), "breakdown": breakdown}
+    )
+
+
+def sum_loaded(loaded: dict) -> float:
+    """The seconds ``EnsembleEngine.load_seconds`` accounts for."""
+    return (
+        loaded.get("verify_s", 0.0)
+        + sum(loaded.get("members_s", {}).values())
+        + loaded.get("fuse_s", 0.0)
     )
 
 

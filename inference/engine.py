@@ -62,6 +62,9 @@ class EnsembleEngine:
     # copies ``dataclasses.replace`` makes, so a version switch that reuses the models
     # does not trace again.
     serve: Any = field(default=None, repr=False)
+    # Where ``from_version``'s time went (checksums, each member's load, fusing): logged, and
+    # reported by ``bench_inference``'s cold start.
+    load_seconds: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_version(
@@ -84,9 +87,12 @@ class EnsembleEngine:
         if not version.members:
             raise ArtifactIntegrityError(f"{version} has no members")
         # Every checksum first: a bad artifact is reported before minutes of loading.
+        t0 = time.perf_counter()
         paths = [artifact_local_path(version, member) for member in version.members]
+        seconds: dict[str, Any] = {"verify_s": time.perf_counter() - t0, "members_s": {}}
         models, names = [], []
         for member, path in zip(version.members, paths, strict=True):
+            t0 = time.perf_counter()
             try:
                 model = keras.saving.load_model(path, compile=False)
             except Exception as exc:  # noqa: BLE001 - any load failure is an artifact problem
@@ -97,16 +103,25 @@ class EnsembleEngine:
             check_member(model, member, version.class_names, f" of {version}")
             models.append(model)
             names.append(member["name"])
+            seconds["members_s"][member["name"]] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         engine = cls.from_models(
             version, models, names, cfg, batch_size=batch_size, ood=load_ood_detector(version)
         )
+        seconds["fuse_s"] = time.perf_counter() - t0
+        engine.load_seconds = _rounded(seconds)
         logger.info(
-            "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s",
+            "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s; "
+            "in %.1f s (checksums %.1f s, members %.1f s, fusing %.1f s)",
             version,
             names,
             cfg["input_size"],
             cfg["tta"],
             "yes" if engine.ood else "none",
+            seconds["verify_s"] + sum(seconds["members_s"].values()) + seconds["fuse_s"],
+            seconds["verify_s"],
+            sum(seconds["members_s"].values()),
+            seconds["fuse_s"],
         )
         return engine
 
@@ -254,6 +269,12 @@ class EnsembleEngine:
     def with_version(self, version: ModelVersion) -> EnsembleEngine:
         """The same loaded models under another version row with identical content."""
         return dataclasses.replace(self, version=version)
+
+
+def _rounded(seconds: dict) -> dict:
+    return {
+        k: _rounded(v) if isinstance(v, dict) else round(float(v), 2) for k, v in seconds.items()
+    }
 
 
 def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = None) -> tuple:

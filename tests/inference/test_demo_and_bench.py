@@ -94,5 +94,14 @@ def test_cold_start_times_a_fresh_process_to_its_first_result(light_version):
     figures = cold_start(light_version.version, command=child)
     assert figures["cold_start_s"] > 0
     assert figures["load_s"] > 0 and figures["rss_mb"] > 100
+    # where the time went: every step of loading, one entry per member, and the rest of the
+    # process's start (Python, Django) as what the child's steps do not account for
+    b = figures["breakdown"]
+    assert list(b["per_member"]) == light_version.member_names
+    assert b["load_members_s"] == pytest.approx(sum(b["per_member"].values()), abs=0.02)
+    steps = ("verify_s", "load_members_s", "fuse_s", "load_other_s", "warm_up_s")
+    assert sum(b[k] for k in steps) == pytest.approx(figures["load_s"], abs=0.06)
+    assert b["import_tensorflow_s"] >= 0 and b["first_result_s"] > 0
+    assert b["startup_rest_s"] >= 0
     with pytest.raises(RuntimeError, match="without a result"):
         cold_start(light_version.version, command=[sys.executable, "-c", "print('no result')"])

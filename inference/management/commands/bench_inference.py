@@ -65,6 +65,15 @@ class Command(BaseCommand):
                 f"which loading and warm-up {cold['load_s']:.1f} s; peak memory "
                 f"{cold['rss_mb']:.0f} MB"
             )
+            b = cold["breakdown"]
+            self.stdout.write(
+                f"  start-up {b['startup_rest_s']:.1f} s, TensorFlow import "
+                f"{b['import_tensorflow_s']:.1f} s, checksums {b['verify_s']:.1f} s, members "
+                f"{b['load_members_s']:.1f} s ("
+                + ", ".join(f"{k} {v:.1f}" for k, v in b["per_member"].items())
+                + f"), fusing {b['fuse_s']:.1f} s, warm-up {b['warm_up_s']:.1f} s, first "
+                f"result {b['first_result_s']:.1f} s"
+            )
 
     def _version(self, version, demo) -> ModelVersion:
         if version is not None:
