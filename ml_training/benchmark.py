@@ -126,13 +126,12 @@ def measure_member(
 def _time_validation(served, member: dict, rng, *, images: int, seed: int) -> tuple[float, float]:
     """(seconds of an epoch's BatchNorm refresh and validation pass once traced, extra seconds
     of the first), with the functions ``train_member`` runs and the member's settings."""
-    from ml_training.member_training import compiled
-    from ml_training.posthoc import refresh_bn_statistics
+    from ml_training.posthoc import graph_mode, refresh_bn_statistics
 
     size = int(member["input_size"])
     x_val = rng.integers(0, 256, (images, size, size, 3), dtype=np.uint8)
     x_train = rng.integers(0, 256, (2 * int(member["batch_size"]), size, size, 3), np.uint8)
-    graph = compiled(member)
+    graph = graph_mode(member)
     times = []
     for epoch in range(2):
         t0 = time.perf_counter()

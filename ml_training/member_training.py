@@ -17,9 +17,8 @@ import numpy as np
 
 from inference.checksums import sha256_file
 from ml_training import augment as aug
-from ml_training import calibration, fine_tuning
 from ml_training import data as data_mod
-from ml_training.calibration import Calibration
+from ml_training import fine_tuning
 from ml_training.member_data import load_images, stratified_subset, training_crop
 from ml_training.member_model import (
     LRPlan,
@@ -28,12 +27,7 @@ from ml_training.member_model import (
     compile_member,
     predict_probs,
 )
-from ml_training.posthoc import (
-    _log_adjustment,
-    adjust_softmax_layer,
-    quick_scores,
-    refresh_bn_statistics,
-)
+from ml_training.posthoc import graph_mode, post_hoc, quick_scores, refresh_bn_statistics
 from ml_training.run_folder import RunContext, _now
 
 logger = logging.getLogger("ml_training")
@@ -76,7 +70,7 @@ def train_member(ctx: RunContext, member: dict, *, index: int, progress: bool = 
     model = nets.served  # float32 at the member's input size, whatever the training used
     if loop.best["weights"] is not None:
         model.set_weights(loop.best["weights"])
-    final = _post_hoc(member, model, data, info)
+    final = post_hoc(member, model, data, info)
     model.save(ctx.member_path(member["name"]))
     _finish_record(ctx, member, info, loop, final, data)
     keras.backend.clear_session()
@@ -236,9 +230,9 @@ class EpochLoop:
             batches=int(member.get("bn_refresh_batches", 16)),
             batch_size=int(member["batch_size"]),
             seed=self.seed + epoch,
-            compiled=compiled(member),
+            compiled=graph_mode(member),
         )
-        probs = predict_probs(nets.served, data.x_val, compiled=compiled(member))
+        probs = predict_probs(nets.served, data.x_val, compiled=graph_mode(member))
         scores = quick_scores(data.y_val, probs, len(data_mod.CLASS_NAMES))
         row = {
             "epoch": epoch,
@@ -336,50 +330,6 @@ def one_off_seconds(first_steps: list[float]) -> float:
     if len(first_steps) < 2:
         return 0.0
     return max(0.0, first_steps[0] - first_steps[1])
-
-
-def compiled(member: dict) -> bool:
-    """Validation and the BatchNorm refresh run as graphs unless the member trains eagerly."""
-    return not member.get("run_eagerly")
-
-
-def _post_hoc(member: dict, model, data: MemberData, info: dict) -> dict:
-    """Prior correction and calibration of the kept member (each only when the profile asks,
-    each kept only when it does not lower the validation macro-F1); the final val scores."""
-    num_classes = len(data_mod.CLASS_NAMES)
-    name = member["name"]
-    # The stored member's validation probabilities, kept current through the adjustments.
-    val_probs = predict_probs(model, data.x_val, compiled=compiled(member))
-    final = quick_scores(data.y_val, val_probs, num_classes)
-    if member.get("prior_correction"):
-        # Balanced sampling trains the member for equal class priors; the images it will see
-        # come with the data set's own class frequencies. Adding log(prior) to the softmax
-        # layer's bias (post-hoc logit adjustment, Menon et al. 2021) restores that prior.
-        counts = np.bincount(data.y_train, minlength=num_classes).astype(np.float64)
-        log_prior = np.log(np.maximum(counts, 1) / counts.sum())
-        shift = Calibration(temperature=1.0, bias=log_prior - log_prior.mean())
-        result, val_probs = adjust_softmax_layer(
-            model, shift, val_probs, data.x_val, data.y_val, num_classes, compiled=compiled(member)
-        )
-        info["prior_correction"] = {
-            "log_prior": log_prior.tolist(),
-            "train_counts": counts.astype(int).tolist(),
-            **result,
-        }
-        final = _log_adjustment(name, "prior correction", info["prior_correction"])
-    if member.get("calibrate"):
-        # A temperature and class bias fitted on the validation split (ml_training.calibration).
-        fitted = calibration.fit(val_probs, data.y_val)
-        result, val_probs = adjust_softmax_layer(
-            model, fitted, val_probs, data.x_val, data.y_val, num_classes, compiled=compiled(member)
-        )
-        info["calibration"] = {**fitted.to_json(), **result}
-        final = _log_adjustment(
-            name,
-            f"calibration (T {fitted.temperature:.3f}, bias {np.round(fitted.bias, 2).tolist()})",
-            info["calibration"],
-        )
-    return final
 
 
 def _finish_record(ctx, member, info: dict, loop: EpochLoop, final: dict, data) -> None:

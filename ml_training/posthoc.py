@@ -9,6 +9,7 @@ import logging
 import numpy as np
 
 from ml_training import calibration
+from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training.calibration import Calibration
 from ml_training.member_model import graph_function, predict_probs
@@ -142,3 +143,59 @@ def _log_adjustment(name: str, what: str, result: dict) -> dict:
         "kept" if result["kept"] else "not kept",
     )
     return result["val_after"] if result["kept"] else result["val_before"]
+
+
+def graph_mode(member: dict) -> bool:
+    """Validation and the BatchNorm refresh run as graphs unless the member trains eagerly."""
+    return not member.get("run_eagerly")
+
+
+def post_hoc(member: dict, model, data, info: dict) -> dict:
+    """Prior correction and calibration of the kept member (each only when the profile asks,
+    each kept only when it does not lower the validation macro-F1); the final val scores."""
+    num_classes = len(data_mod.CLASS_NAMES)
+    name = member["name"]
+    # The stored member's validation probabilities, kept current through the adjustments.
+    val_probs = predict_probs(model, data.x_val, compiled=graph_mode(member))
+    final = quick_scores(data.y_val, val_probs, num_classes)
+    if member.get("prior_correction"):
+        # Balanced sampling trains the member for equal class priors; the images it will see
+        # come with the data set's own class frequencies. Adding log(prior) to the softmax
+        # layer's bias (post-hoc logit adjustment, Menon et al. 2021) restores that prior.
+        counts = np.bincount(data.y_train, minlength=num_classes).astype(np.float64)
+        log_prior = np.log(np.maximum(counts, 1) / counts.sum())
+        shift = Calibration(temperature=1.0, bias=log_prior - log_prior.mean())
+        result, val_probs = adjust_softmax_layer(
+            model,
+            shift,
+            val_probs,
+            data.x_val,
+            data.y_val,
+            num_classes,
+            compiled=graph_mode(member),
+        )
+        info["prior_correction"] = {
+            "log_prior": log_prior.tolist(),
+            "train_counts": counts.astype(int).tolist(),
+            **result,
+        }
+        final = _log_adjustment(name, "prior correction", info["prior_correction"])
+    if member.get("calibrate"):
+        # A temperature and class bias fitted on the validation split (ml_training.calibration).
+        fitted = calibration.fit(val_probs, data.y_val)
+        result, val_probs = adjust_softmax_layer(
+            model,
+            fitted,
+            val_probs,
+            data.x_val,
+            data.y_val,
+            num_classes,
+            compiled=graph_mode(member),
+        )
+        info["calibration"] = {**fitted.to_json(), **result}
+        final = _log_adjustment(
+            name,
+            f"calibration (T {fitted.temperature:.3f}, bias {np.round(fitted.bias, 2).tolist()})",
+            info["calibration"],
+        )
+    return final
