@@ -111,7 +111,8 @@ def predict_probs(
 
     ``compiled``: through one graph per model and input shape (``graph_function``), traced on
     the first call and reused by every later one (each epoch's validation, the post-hoc
-    adjustments); eager calls cost two to three times as much on a CPU. The smoke profile,
+    adjustments); eager calls cost 1.5 to 3.3 times as much on 2 cores (the cpu profile's
+    members, 368 images). The smoke profile,
     which runs eagerly, keeps eager calls: there a trace would cost more than it saves."""
     call = model
     if compiled:
@@ -129,8 +130,9 @@ def _inference_call(model):
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def graph_function(model, purpose: str, shape: tuple, build):
-    """One ``tf.function`` of ``build(model)`` per model, purpose and float32 input ``shape``
+def graph_function(model, purpose, shape: tuple, build):
+    """One ``tf.function`` of ``build(model)`` per model, purpose (any hashable: whatever the
+    traced graph depends on beyond the weights) and float32 input ``shape``
     (batch dimension None): traced once, whatever the batch size, and reused across epochs."""
     import tensorflow as tf
 
