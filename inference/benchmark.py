@@ -287,19 +287,24 @@ def cold_start(version_number: int, *, command=None, timeout_s: float = 600.0) -
 def cold_start_child(version) -> str:
     """In the fresh process: import the engine (TensorFlow), load ``version``, warm up, classify
     one image; the line to print, with the seconds of each step."""
-    from inference.hardware import peak_rss_mb
+    from inference.hardware import current_rss_mb, peak_rss_mb
 
+    rss = {"started": current_rss_mb()}
     t0 = time.perf_counter()
     from inference.engine import EnsembleEngine
 
     import_s = time.perf_counter() - t0
+    rss["imported"] = current_rss_mb()
     t1 = time.perf_counter()
     engine = EnsembleEngine.from_version(version)
     t2 = time.perf_counter()
+    rss["loaded"] = current_rss_mb()
     engine.warm_up()
     t3 = time.perf_counter()
+    rss["warmed_up"] = current_rss_mb()
     engine.classify(synthetic_images(1))
     t4 = time.perf_counter()
+    rss["first_result"] = current_rss_mb()
     loaded = engine.load_seconds
     breakdown = {
         "import_tensorflow_s": round(import_s, 2),
@@ -310,6 +315,8 @@ def cold_start_child(version) -> str:
         "warm_up_s": round(t3 - t2, 2),
         "first_result_s": round(t4 - t3, 2),
         "per_member": loaded.get("members_s", {}),
+        # resident MB after each step (the peak, rss_mb, can lie between two of them)
+        "rss_mb_after": {k: None if v is None else round(v) for k, v in rss.items()},
     }
     return COLD_START_MARK + json.dumps(
         {"load_s": round(t3 - t1, 2), "rss_mb": round(peak_rss_mb()), "breakdown": breakdown}

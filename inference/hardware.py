@@ -13,9 +13,11 @@ Imports TensorFlow lazily: only benchmarks call these.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 
 def model_gflop(model, input_size: int) -> float:
@@ -51,3 +53,12 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process, in MB (``ru_maxrss``: KB on Linux, B on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def current_rss_mb() -> float | None:
+    """Resident set size of this process now, in MB (Linux ``/proc``; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)

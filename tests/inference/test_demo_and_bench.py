@@ -103,5 +103,8 @@ def test_cold_start_times_a_fresh_process_to_its_first_result(light_version):
     assert sum(b[k] for k in steps) == pytest.approx(figures["load_s"], abs=0.06)
     assert b["import_tensorflow_s"] >= 0 and b["first_result_s"] > 0
     assert b["startup_rest_s"] >= 0
+    after = b["rss_mb_after"]
+    assert list(after) == ["started", "imported", "loaded", "warmed_up", "first_result"]
+    assert 0 < after["first_result"] <= figures["rss_mb"] + 1  # never above the peak
     with pytest.raises(RuntimeError, match="without a result"):
         cold_start(light_version.version, command=[sys.executable, "-c", "print('no result')"])

@@ -74,6 +74,10 @@ class Command(BaseCommand):
                 + f"), fusing {b['fuse_s']:.1f} s, warm-up {b['warm_up_s']:.1f} s, first "
                 f"result {b['first_result_s']:.1f} s"
             )
+            self.stdout.write(
+                "  resident MB after each step: "
+                + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in b["rss_mb_after"].items())
+            )
 
     def _version(self, version, demo) -> ModelVersion:
         if version is not None:
