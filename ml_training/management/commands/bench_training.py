@@ -40,6 +40,8 @@ class Command(BaseCommand):
         from ml_training.profiles import load_profile
 
         epoch_images, val_images = opts["epoch_images"], opts["val_images"]
+        if val_images and not epoch_images:
+            raise CommandError("--val-images plans whole epochs: give --epoch-images too")
         try:
             profile = load_profile(opts["profile"])
         except (FileNotFoundError, ValueError) as exc:
@@ -53,7 +55,7 @@ class Command(BaseCommand):
                 precisions=opts["precisions"],
                 steps=opts["steps"],
                 warmup=opts["warmup"],
-                val_images=val_images if epoch_images else 0,
+                val_images=val_images,
                 on_result=lambda t: self.stdout.write(
                     benchmark.table_row(t, epoch_images=epoch_images)
                 ),
