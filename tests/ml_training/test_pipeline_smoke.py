@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from inference.checksums import sha256_file
 from inference.models import ModelVersion
 from ml_training import pipeline, train
 from ml_training.profiles import PROFILES_DIR
@@ -197,8 +198,12 @@ def test_a_run_bundle_registers_and_evaluates_with_other_views(
     call_command("register_model", str(run_dir))
     version = ModelVersion.objects.get()
     assert version.status == ModelVersion.Status.CANDIDATE
-    bundle = json.loads((run_dir / "bundle.json").read_text())
-    assert [x["sha256"] for x in version.members] == [x["sha256"] for x in bundle["members"]]
+    # trained on synthetic smears: registered as a DEMO, whatever the command line said
+    assert version.is_demo and "DEMO" in version.notes
+    # the registered artifacts are the run's member files, byte for byte
+    assert [x["sha256"] for x in version.members] == [
+        sha256_file(run_dir / "members" / f"{x['name']}.keras") for x in version.members
+    ]
     # the review threshold comes from the bundle's metrics, with the figures it was chosen on
     assert version.review_threshold == metrics["review_threshold"]["value"]
     assert version.metrics["review_threshold"] == metrics["review_threshold"]
@@ -227,6 +232,11 @@ def test_a_run_bundle_registers_and_evaluates_with_other_views(
     call_command("activate_model", str(version.version))
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.ACTIVE
+    # the same bundle handed over again is a new version with the same artifacts
+    call_command("register_model", str(run_dir))
+    again = ModelVersion.objects.order_by("-version").first()
+    assert again.version == version.version + 1 and again.is_demo
+    assert [x["sha256"] for x in again.members] == [x["sha256"] for x in version.members]
 
 
 def test_register_model_rejects_a_tampered_bundle(tmp_path, small_run, settings):
