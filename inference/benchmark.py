@@ -311,7 +311,7 @@ def cold_start_child(version) -> str:
         "verify_s": loaded.get("verify_s", 0.0),
         "load_members_s": round(sum(loaded.get("members_s", {}).values()), 2),
         "fuse_s": loaded.get("fuse_s", 0.0),
-        "load_other_s": round(max(0.0, t2 - t1 - sum_loaded(loaded)), 2),
+        "load_other_s": round(max(0.0, t2 - t1 - loaded.get("total_s", 0.0)), 2),
         "warm_up_s": round(t3 - t2, 2),
         "first_result_s": round(t4 - t3, 2),
         "per_member": loaded.get("members_s", {}),
@@ -320,15 +320,6 @@ def cold_start_child(version) -> str:
     }
     return COLD_START_MARK + json.dumps(
         {"load_s": round(t3 - t1, 2), "rss_mb": round(peak_rss_mb()), "breakdown": breakdown}
-    )
-
-
-def sum_loaded(loaded: dict) -> float:
-    """The seconds ``EnsembleEngine.load_seconds`` accounts for."""
-    return (
-        loaded.get("verify_s", 0.0)
-        + sum(loaded.get("members_s", {}).values())
-        + loaded.get("fuse_s", 0.0)
     )
 
 

@@ -62,8 +62,8 @@ class EnsembleEngine:
     # copies ``dataclasses.replace`` makes, so a version switch that reuses the models
     # does not trace again.
     serve: Any = field(default=None, repr=False)
-    # Where ``from_version``'s time went (checksums, each member's load, fusing): logged, and
-    # reported by ``bench_inference``'s cold start.
+    # Where ``from_version``'s time went (checksums, each member's load, fusing, their total):
+    # logged, and reported by ``bench_inference``'s cold start.
     load_seconds: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -109,6 +109,8 @@ class EnsembleEngine:
             version, models, names, cfg, batch_size=batch_size, ood=load_ood_detector(version)
         )
         seconds["fuse_s"] = time.perf_counter() - t0
+        members_s = sum(seconds["members_s"].values())
+        seconds["total_s"] = seconds["verify_s"] + members_s + seconds["fuse_s"]
         engine.load_seconds = _rounded(seconds)
         logger.info(
             "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s; "
@@ -118,9 +120,9 @@ class EnsembleEngine:
             cfg["input_size"],
             cfg["tta"],
             "yes" if engine.ood else "none",
-            seconds["verify_s"] + sum(seconds["members_s"].values()) + seconds["fuse_s"],
+            seconds["total_s"],
             seconds["verify_s"],
-            sum(seconds["members_s"].values()),
+            members_s,
             seconds["fuse_s"],
         )
         return engine

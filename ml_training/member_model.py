@@ -72,6 +72,17 @@ def build_member_model(member: dict, num_classes: int, weights_dir, precision: s
         keras.config.set_dtype_policy(previous_policy)
 
 
+def served_network(model, member: dict, num_classes: int, weights_dir):
+    """What is validated, kept and saved: ``model`` itself, or a float32 copy at the member's
+    input size when training uses a crop or another precision (training copies its weights
+    into it before every validation)."""
+    from ml_training.member_data import training_crop
+
+    if training_crop(member) or member.get("precision", "float32") != "float32":
+        return build_member_model(member, num_classes, weights_dir, "float32")
+    return model
+
+
 def compile_member(model, member: dict, plan: LRPlan) -> None:
     """Optimiser, loss and metrics of a member's training (``plan`` gives the first LR)."""
     import keras
@@ -112,8 +123,8 @@ def predict_probs(
     ``compiled``: through one graph per model and input shape (``graph_function``), traced on
     the first call and reused by every later one (each epoch's validation, the post-hoc
     adjustments); eager calls cost 1.5 to 3.3 times as much on 2 cores (the cpu profile's
-    members, 368 images). The smoke profile,
-    which runs eagerly, keeps eager calls: there a trace would cost more than it saves."""
+    members, 368 images). The smoke profile, which runs eagerly, keeps eager calls: there a
+    trace would cost more than it saves."""
     call = model
     if compiled:
         call = graph_function(model, "inference", (None, *np.shape(images)[1:]), _inference_call)

@@ -26,6 +26,7 @@ from ml_training.member_model import (
     build_member_model,
     compile_member,
     predict_probs,
+    served_network,
 )
 from ml_training.posthoc import graph_mode, post_hoc, quick_scores, refresh_bn_statistics
 from ml_training.run_folder import RunContext, _now
@@ -121,11 +122,7 @@ def _build_networks(ctx: RunContext, member: dict, data: MemberData, member_seed
         weights_dir,
         precision,
     )
-    # Training copies its weights into the served copy before every validation when the two
-    # differ (a training crop, or another training precision).
-    served = model
-    if crop or precision != "float32":
-        served = build_member_model(member, num_classes, weights_dir, "float32")
+    served = served_network(model, member, num_classes, weights_dir)
     plan = LRPlan(member, steps, epochs)
     if fine_tuning.frozen_epochs(ctx, member):
         fine_tuning.freeze_backbone([model, served])  # keras-io: the new head first

@@ -8,21 +8,19 @@ from django.core.management import CommandError, call_command
 pytestmark = pytest.mark.slow
 
 
+def _quick_bench(*args):
+    """bench_training on the smoke profile, two timed steps and no untimed ones."""
+    call_command("bench_training", "--profile", "smoke", "--steps", "2", "--warmup", "0", *args)
+
+
 def test_prints_a_row_per_member_and_precision(capsys):
-    call_command(
-        "bench_training",
-        "--profile",
-        "smoke",
+    _quick_bench(
         "--member",
         "MobileNetV2",
         "--precision",
         "float32",
         "--precision",
         "mixed_bfloat16",
-        "--steps",
-        "2",
-        "--warmup",
-        "0",
         "--epoch-images",
         "64",
     )
@@ -54,18 +52,11 @@ def test_unknown_member_is_a_clear_error():
 def test_plans_the_members_minutes_with_validation(capsys):
     """--val-images adds each epoch's BatchNorm refresh and validation and plans the member's
     minutes for the profile's epochs: the figures a profile's epoch counts are chosen from."""
-    call_command(
-        "bench_training",
-        "--profile",
-        "smoke",
+    _quick_bench(
         "--member",
         "MobileNetV2",
         "--member",
         "VGG16",
-        "--steps",
-        "2",
-        "--warmup",
-        "0",
         "--epoch-images",
         "64",
         "--val-images",
