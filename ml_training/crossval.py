@@ -51,7 +51,7 @@ def summarise(run_dirs: list[Path]) -> dict:
         values = {_get(f["config"], key) for f in folds}
         if len(values) != 1:
             raise ValueError(f"the runs differ in their {what}: {sorted(map(str, values))}")
-    if len({_profile_settings(f["config"]) for f in folds}) != 1:
+    if len({_profile_settings(f) for f in folds}) != 1:
         # Same name, other epochs, sizes or precision: a fold of an older profile.
         raise ValueError(
             "the runs differ in their profile settings (same profile name, other content): "
@@ -117,9 +117,23 @@ def _model_scores(metrics: dict, model: str) -> dict:
     return {s: float(m[s]) for s in SCORES}
 
 
-def _profile_settings(config: dict) -> str:
-    """What of a run's profile decides its weights: all of it but the description."""
-    profile = {k: v for k, v in config["profile"].items() if k != "description"}
+def _profile_settings(fold: dict) -> str:
+    """What of a run's profile decides its weights: its members' resolved settings.
+
+    The description and the ``train`` block (defaults already merged into every member) are
+    left out, and each member's ``steps_per_epoch`` is the number of steps its run recorded:
+    a profile that fixes the steps at the number a balanced epoch of the fold gives trains
+    exactly as one that leaves them to that default.
+    """
+    used = fold["metrics"].get("extra", {}).get("training", {}).get("members", {})
+    profile = {
+        k: v for k, v in fold["config"]["profile"].items() if k not in ("description", "train")
+    }
+    members = []
+    for member in profile.get("members", []):
+        steps = used.get(member.get("name"), {}).get("steps_per_epoch")
+        members.append({**member, "steps_per_epoch": steps or member.get("steps_per_epoch")})
+    profile["members"] = members
     return json.dumps(profile, sort_keys=True)
 
 

@@ -11,12 +11,28 @@ from django.core.management import CommandError, call_command
 from ml_training import crossval
 
 
-def _fold(tmp_path, fold, *, folds=3, seed=42, fingerprint="abc", ens_f1=0.9, name=None, epochs=8):
+def _fold(
+    tmp_path,
+    fold,
+    *,
+    folds=3,
+    seed=42,
+    fingerprint="abc",
+    ens_f1=0.9,
+    name=None,
+    epochs=8,
+    steps=None,
+):
     run = tmp_path / (name or f"fold{fold}")
     (run / "eval").mkdir(parents=True)
     config = {
         "seed": seed,
-        "profile": {"name": "cpu", "description": f"fold {fold}", "members": [{"epochs": epochs}]},
+        "profile": {
+            "name": "cpu",
+            "description": f"fold {fold}",
+            "train": {"steps_per_epoch": steps},
+            "members": [{"name": "ResNet50", "epochs": epochs, "steps_per_epoch": steps}],
+        },
         "data_fingerprint": fingerprint,
         "cv": {"folds": folds, "fold": fold},
     }
@@ -35,6 +51,7 @@ def _fold(tmp_path, fold, *, folds=3, seed=42, fingerprint="abc", ens_f1=0.9, na
         "ensemble": scores(ens_f1),
         "members": {"ResNet50": scores(ens_f1 - 0.05), "VGG16": scores(ens_f1 - 0.1)},
         "test_set": {"images": 100 + fold},
+        "extra": {"training": {"members": {"ResNet50": {"steps_per_epoch": 94}}}},
     }
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     return run
@@ -78,6 +95,19 @@ def test_runs_that_do_not_belong_together_are_refused(tmp_path, other, message):
     second = _fold(tmp_path, other.pop("fold", 2), **other)
     with pytest.raises(CommandError, match=message):
         call_command("cv_report", str(first), str(second))
+
+
+def test_steps_fixed_at_what_the_default_gave_are_the_same_training(tmp_path):
+    """A fold run with the steps left to a balanced epoch (94 here) and one with the steps
+    fixed at 94 trained alike; a fold recording other steps did not."""
+    default, fixed = _fold(tmp_path, 1), _fold(tmp_path, 2, steps=94)
+    assert crossval.summarise([default, fixed])["folds_present"] == [1, 2]
+    other = _fold(tmp_path, 3, steps=80)
+    metrics = json.loads((other / "eval" / "metrics.json").read_text())
+    metrics["extra"]["training"]["members"]["ResNet50"]["steps_per_epoch"] = 80
+    (other / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="profile settings"):
+        crossval.summarise([default, fixed, other])
 
 
 def test_a_run_that_is_not_a_cv_fold_is_refused(tmp_path):
