@@ -40,10 +40,12 @@ class TrainingTiming:
     val_images: int = 0
     validation_s: float = 0.0  # BatchNorm refresh + validation pass, once traced
     validation_trace_s: float = 0.0  # their first calls beyond validation_s (tracing)
+    steps_per_epoch: int | None = None  # fixed by the profile (None: the epoch's images)
 
     def epoch_minutes(self, epoch_images: int) -> float:
-        """Minutes of training steps in an epoch of ``epoch_images`` (no validation)."""
-        steps = math.ceil(epoch_images / self.batch_size)
+        """Minutes of training steps in an epoch (no validation): the profile's fixed
+        ``steps_per_epoch`` when it sets them, else an epoch of ``epoch_images``."""
+        steps = self.steps_per_epoch or math.ceil(epoch_images / self.batch_size)
         return steps * self.ms_per_step / 1000 / 60
 
     def member_minutes(self, epoch_images: int) -> float:
@@ -119,6 +121,7 @@ def measure_member(
         val_images=val_images,
         validation_s=validation[0],
         validation_trace_s=validation[1],
+        steps_per_epoch=member.get("steps_per_epoch"),
     )
 
 
@@ -214,7 +217,10 @@ def table_footer(
 ) -> str:
     if not epoch_images:
         return ""
-    lines = [f"(min/epoch: training steps of {epoch_images} images, without validation)"]
+    lines = [
+        f"(min/epoch: training steps of {epoch_images} images, or of the steps the profile "
+        "fixes, without validation)"
+    ]
     if val_images:
         total = sum(t.member_minutes(epoch_images) for t in timings)
         lines += [

@@ -5,6 +5,8 @@ import re
 import pytest
 from django.core.management import CommandError, call_command
 
+from ml_training.benchmark import TrainingTiming
+
 pytestmark = pytest.mark.slow
 
 
@@ -81,3 +83,21 @@ def test_plans_the_members_minutes_with_validation(capsys):
     # half a unit per row and half for the total
     rounding = 0.05 * (len(planned) + 1) + 1e-9
     assert total and float(total.group(1)) == pytest.approx(sum(planned), abs=rounding)
+
+
+@pytest.mark.parametrize(("fixed", "steps"), [(None, 10), (4, 4)])
+def test_a_profile_that_fixes_the_steps_is_planned_with_them(fixed, steps):
+    """An epoch of 160 images at batch 16 is 10 steps, unless the profile fixes them."""
+    timing = TrainingTiming(
+        member="M",
+        input_size=32,
+        train_crop=None,
+        batch_size=16,
+        precision="float32",
+        augment=True,
+        trace_s=1.0,
+        ms_per_step=600.0,
+        images_per_s=16 / 0.6,
+        steps_per_epoch=fixed,
+    )
+    assert timing.epoch_minutes(160) == pytest.approx(steps * 0.6 / 60)
