@@ -137,6 +137,12 @@ def add_probe(summary: Path, folder: str, report: dict, *, repo: Path) -> list[d
         "detector": report["detector"],
         "min_score": min(scores) if scores else None,
         "median_score": statistics.median(scores) if scores else None,
+        # each test on its own (ood_parts: its score over its threshold), to show which of
+        # the two carries the flagging
+        "flagged_by": {
+            part: sum(1 for r in report["results"] if (r.get("ood_parts") or {}).get(part, 0) > 1)
+            for part in ("features", "image")
+        },
         "command": (
             f"python manage.py classify_folder {folder} --version {report['version']} --json"
         ),

@@ -78,6 +78,8 @@ def ood_context(ood: dict | None, metrics: dict, probes: list[dict]) -> dict | N
             "share": f"{p['out_of_domain'] / p['images']:.1%}" if p["images"] else "n/a",
             "min": fmt(p["min_score"], 2),
             "median": fmt(p["median_score"], 2),
+            "by_features": (p.get("flagged_by") or {}).get("features", "n/a"),
+            "by_image": (p.get("flagged_by") or {}).get("image", "n/a"),
         }
         for p in probes
     ]

@@ -143,9 +143,15 @@ def test_card_records_a_probe_folder_by_counts_only(tmp_path, settings):
     run = fake_run(tmp_path / "repo" / "var" / "runs" / "r1", tmp_path / "data")
     folder = tmp_path / "shared" / "bccd-ood"
     results = [
-        {"file": f"BloodImage_{i}.jpg", "out_of_domain": i != 3, "ood_score": 1.0 + i}
+        {
+            "file": f"BloodImage_{i}.jpg",
+            "out_of_domain": i != 3,
+            "ood_score": 1.0 + i,
+            "ood_parts": {"features": 0.6 * i, "image": 1.0 + i},
+        }
         for i in (1, 2, 3)
     ]
+    results[2]["ood_parts"] = {"features": 0.4, "image": 0.5}
     results[2]["ood_score"] = 0.5
     report = tmp_path / "probe.json"
     report.write_text(
@@ -160,7 +166,8 @@ def test_card_records_a_probe_folder_by_counts_only(tmp_path, settings):
         str(card), "--probe", f"{folder}={report}",
     )  # fmt: skip
     text = card.read_text()
-    row = "| `../shared/bccd-ood` | 2 of 3 | 66.7% | 0.50 | 2.00 | `python manage.py "
+    # the features alone flag only the second (1.2); the image statistics the first two
+    row = "| `../shared/bccd-ood` | 2 of 3 | 66.7% | 1 | 2 | 0.50 | 2.00 | `python manage.py "
     assert row + "classify_folder ../shared/bccd-ood --version 3 --json` |" in text
     assert "BloodImage" not in (summary / "probes.json").read_text()
 
