@@ -33,6 +33,7 @@ from inference.artifacts import ood_local_path
 from inference.decoding import decode_image
 from inference.exceptions import ArtifactIntegrityError
 from inference.fused import build_fused_model, serving_function
+from inference.member_files import load_member_file
 from inference.models import ModelVersion
 from inference.ood import OODDetector, image_statistics, split_features
 
@@ -94,7 +95,7 @@ class EnsembleEngine:
         for member, path in zip(version.members, paths, strict=True):
             t0 = time.perf_counter()
             try:
-                model = keras.saving.load_model(path, compile=False)
+                model = load_member_file(path)
             except Exception as exc:  # noqa: BLE001 - any load failure is an artifact problem
                 raise ArtifactIntegrityError(
                     f"member {member['name']!r} of {version} could not be loaded from "

@@ -1,0 +1,35 @@
+"""A member's ``.keras`` file loads through a folder of its extracted parts
+(``inference.member_files``): the same model, and nothing left on disk."""
+
+import numpy as np
+import pytest
+
+from inference.member_files import load_member_file
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_model_is_the_one_keras_loads_and_the_folder_is_removed(
+    demo_ensemble_files, settings, tmp_path
+):
+    import keras
+
+    settings.LP_MODEL_CACHE_DIR = tmp_path / "cache"
+    member = demo_ensemble_files[-1]
+    loaded = load_member_file(member["path"])
+    reference = keras.saving.load_model(member["path"], compile=False)
+    assert [w.shape for w in loaded.get_weights()] == [w.shape for w in reference.get_weights()]
+    for ours, theirs in zip(loaded.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_file_that_is_not_an_archive_fails_and_leaves_nothing(settings, tmp_path):
+    import zipfile
+
+    settings.LP_MODEL_CACHE_DIR = tmp_path / "cache"
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip archive")
+    with pytest.raises(zipfile.BadZipFile):
+        load_member_file(broken)
+    assert list((tmp_path / "cache").iterdir()) == []
