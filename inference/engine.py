@@ -33,7 +33,7 @@ from inference.artifacts import ood_local_path
 from inference.decoding import decode_image
 from inference.exceptions import ArtifactIntegrityError
 from inference.fused import build_fused_model, serving_function
-from inference.member_files import load_member_file
+from inference.member_files import check_member, load_member_file
 from inference.models import ModelVersion
 from inference.ood import OODDetector, image_statistics, split_features
 
@@ -304,25 +304,6 @@ def load_ood_detector(version: ModelVersion) -> OODDetector | None:
         raise ArtifactIntegrityError(
             f"the out-of-domain detector of {version} could not be loaded: {exc}"
         ) from exc
-
-
-def check_member(model, member: dict, class_names: list[str], owner: str = "") -> None:
-    """A loaded member must take its registered (size, size, 3) input and give one output per
-    class; otherwise ``ArtifactIntegrityError`` (``owner``, e.g. " of v3", names the version).
-    The one check of a member, for serving, evaluation and bundle registration."""
-    shape = tuple(model.input_shape)[1:]
-    size = int(member["input_size"])
-    if shape != (size, size, 3):
-        raise ArtifactIntegrityError(
-            f"member {member['name']!r}{owner} takes input {shape}, registered as "
-            f"({size}, {size}, 3)"
-        )
-    classes = int(model.output_shape[-1])
-    if classes != len(class_names):
-        raise ArtifactIntegrityError(
-            f"member {member['name']!r}{owner} outputs {classes} classes, the version has "
-            f"{len(class_names)}: {list(class_names)}"
-        )
 
 
 # --- Process-level cache --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Loading a member's verified ``.keras`` file with the least memory.
+"""A member's ``.keras`` file: loaded with the least memory, and the one check of a loaded member.
 
 Keras loads a ``.keras`` archive by reading its whole weights file (``model.weights.h5``) into
 memory and copying the weights from there into the model, so for a moment a member costs about
@@ -16,6 +16,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from inference.exceptions import ArtifactIntegrityError
+
 
 def load_member_file(path: Path):
     """The Keras model in the ``.keras`` file ``path`` (checked by the caller), loaded from
@@ -31,3 +33,22 @@ def load_member_file(path: Path):
         with zipfile.ZipFile(path) as archive:
             archive.extractall(folder)
         return keras.saving.load_model(folder, compile=False)
+
+
+def check_member(model, member: dict, class_names: list[str], owner: str = "") -> None:
+    """A loaded member must take its registered (size, size, 3) input and give one output per
+    class; otherwise ``ArtifactIntegrityError`` (``owner``, e.g. " of v3", names the version).
+    The one check of a member, for serving, evaluation and bundle registration."""
+    shape = tuple(model.input_shape)[1:]
+    size = int(member["input_size"])
+    if shape != (size, size, 3):
+        raise ArtifactIntegrityError(
+            f"member {member['name']!r}{owner} takes input {shape}, registered as "
+            f"({size}, {size}, 3)"
+        )
+    classes = int(model.output_shape[-1])
+    if classes != len(class_names):
+        raise ArtifactIntegrityError(
+            f"member {member['name']!r}{owner} outputs {classes} classes, the version has "
+            f"{len(class_names)}: {list(class_names)}"
+        )

@@ -77,6 +77,10 @@ class Gaussian:
         return np.einsum("nk,kl,nl->n", d, self.precision, d)
 
 
+# The detector's two tests, as ``OODScores.parts`` names them (``ood_parts`` in results).
+PARTS = ("features", "image")
+
+
 @dataclass(frozen=True)
 class OODScores:
     """Per image: the score (1 = threshold), whether it is out of domain, and both parts."""
@@ -87,7 +91,8 @@ class OODScores:
     statistics: np.ndarray  # image-statistics score / its threshold
 
     def parts(self, i: int) -> dict[str, float]:
-        return {"features": float(self.features[i]), "image": float(self.statistics[i])}
+        """Each test's score over its threshold, under the names of ``PARTS``."""
+        return dict(zip(PARTS, (float(self.features[i]), float(self.statistics[i])), strict=True))
 
 
 @dataclass(frozen=True)

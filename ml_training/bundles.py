@@ -160,10 +160,9 @@ def validate_bundle(path: Path) -> dict:
     the declared input sizes and class count. Returns the bundle dict with absolute paths."""
     import keras
 
-    import inference.layers  # noqa: F401
     from inference.architectures import validate_member_spec
-    from inference.engine import check_member
     from inference.exceptions import ArtifactIntegrityError
+    from inference.member_files import check_member, load_member_file
     from inference.preprocessing import resolve_config
 
     path = Path(path)
@@ -192,7 +191,7 @@ def validate_bundle(path: Path) -> dict:
         digest = sha256_file(file)
         if m.get("sha256") and digest != m["sha256"]:
             raise ValueError(f"member {m['name']}: sha256 {digest} != bundle's {m['sha256']}")
-        model = keras.saving.load_model(file, compile=False)
+        model = load_member_file(file)
         try:
             check_member(model, m, class_names)
         except ArtifactIntegrityError as exc:

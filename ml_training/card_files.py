@@ -126,6 +126,8 @@ def add_probe(summary: Path, folder: str, report: dict, *, repo: Path) -> list[d
     and score quantiles only, no file names. Replaces an earlier record of the same folder."""
     import statistics
 
+    from inference.ood import PARTS
+
     folder = relative_paths(str(Path(folder).resolve()), repo)
     scores = [r["ood_score"] for r in report["results"] if r.get("ood_score") is not None]
     record = {
@@ -141,7 +143,7 @@ def add_probe(summary: Path, folder: str, report: dict, *, repo: Path) -> list[d
         # the two carries the flagging
         "flagged_by": {
             part: sum(1 for r in report["results"] if (r.get("ood_parts") or {}).get(part, 0) > 1)
-            for part in ("features", "image")
+            for part in PARTS
         },
         "command": (
             f"python manage.py classify_folder {folder} --version {report['version']} --json"

@@ -30,15 +30,13 @@ def engine_for_members(members: list[dict], preprocessing: dict, class_names: li
     (``build_fused_model`` and ``EnsembleEngine.classify``) so that the evaluation runs the
     serving code before the files are registered. ``members``: name, architecture, input_size,
     path."""
-    import keras
-
-    import inference.layers  # noqa: F401 - registers InputScaling
-    from inference.engine import EnsembleEngine, check_member
+    from inference.engine import EnsembleEngine
+    from inference.member_files import check_member, load_member_file
     from inference.models import ModelVersion
     from inference.preprocessing import resolve_config
 
     cfg = resolve_config(preprocessing)
-    models = [keras.saving.load_model(m["path"], compile=False) for m in members]
+    models = [load_member_file(m["path"]) for m in members]
     names = [m["name"] for m in members]
     for model, m in zip(models, members, strict=True):
         check_member(model, m, class_names)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from inference import engine as engine_mod
-from inference import fused, registry
+from inference import fused, member_files, registry
 from inference.exceptions import ImageDecodeError
 from tests.images import image_bytes
 
@@ -173,8 +173,8 @@ def test_a_member_of_another_input_or_class_count_is_refused(engine):
     model = engine.member_models[0]
     size = int(model.input_shape[1])
     member = {"name": "M", "input_size": size}
-    engine_mod.check_member(model, member, ["a", "b", "c", "d"])
+    member_files.check_member(model, member, ["a", "b", "c", "d"])
     with pytest.raises(ArtifactIntegrityError, match=rf"'M' of v9 takes input .*\({size + 1}"):
-        engine_mod.check_member(model, {**member, "input_size": size + 1}, list("abcd"), " of v9")
+        member_files.check_member(model, {**member, "input_size": size + 1}, list("abcd"), " of v9")
     with pytest.raises(ArtifactIntegrityError, match="outputs 4 classes, the version has 3"):
-        engine_mod.check_member(model, member, ["a", "b", "c"])
+        member_files.check_member(model, member, ["a", "b", "c"])
