@@ -74,7 +74,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Members", {"fields": ("members_table", "class_names_display")}),
+        ("Members", {"fields": ("members_table", "class_names_display", "serving_display")}),
         ("Review threshold", {"fields": ("review_threshold_display",)}),
         (
             "Out-of-domain detector and calibration",
@@ -144,6 +144,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not obj.has_ood_detector:
             return "None: this version's results are never flagged as outside its domain."
         return display.raw_json(obj.ood)
+
+    @admin.display(description="serving model")
+    def serving_display(self, obj):
+        if not obj.serving:
+            return (
+                "None: workers load and fuse the members (a slower start). "
+                f"manage.py build_serving_model --version {obj.version} adds one."
+            )
+        return display.raw_json(obj.serving)
 
     @admin.display(description="calibration")
     def calibration_display(self, obj):

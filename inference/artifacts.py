@@ -1,5 +1,6 @@
 """The model registry's reads: the active version, a member, and local, checksum-verified copies
-of a version's stored files (member ``.keras`` files, the out-of-domain detector, plots).
+of a version's stored files (member ``.keras`` files, the serving model, the out-of-domain
+detector, plots).
 
 No TensorFlow or Keras here: the web process (admin pages, recovery) imports this. The writes
 (register, activate, retire) are in ``inference.registry``.
@@ -84,6 +85,15 @@ def ood_local_path(version: ModelVersion) -> Path | None:
     return stored_file_local_path(ood["artifact"], ood["sha256"], what)
 
 
+def serving_local_path(version: ModelVersion) -> Path | None:
+    """The version's serving model file (sha256-verified), or None without one."""
+    serving = version.serving or {}
+    if not serving.get("artifact"):
+        return None
+    what = f"serving model of {version}"
+    return stored_file_local_path(serving["artifact"], serving["sha256"], what)
+
+
 def stored_file_local_path(artifact: str, expected: str, what: str, *, verify: bool = True) -> Path:
     """A local copy of the stored file ``artifact`` whose sha256 must be ``expected``;
     ``what`` names it in the ``ArtifactIntegrityError`` raised when it is missing or differs."""
@@ -111,6 +121,7 @@ def verify_artifacts(version: ModelVersion) -> None:
     for member in version.members:
         artifact_local_path(version, member)
     ood_local_path(version)
+    serving_local_path(version)
 
 
 def _cached_download(storage, artifact: str, expected: str, what: str) -> Path:

@@ -307,8 +307,10 @@ def cold_start_child(version) -> str:
     rss["first_result"] = current_rss_mb()
     loaded = engine.load_seconds
     breakdown = {
+        "source": loaded.get("source"),  # "serving model", or "members" without one
         "import_tensorflow_s": round(import_s, 2),
         "verify_s": loaded.get("verify_s", 0.0),
+        "load_serving_s": loaded.get("serving_s", 0.0),
         "load_members_s": round(sum(loaded.get("members_s", {}).values()), 2),
         "fuse_s": loaded.get("fuse_s", 0.0),
         "load_other_s": round(max(0.0, t2 - t1 - loaded.get("total_s", 0.0)), 2),

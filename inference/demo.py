@@ -149,16 +149,20 @@ def demo_preprocessing(input_size: int = DEMO_INPUT_SIZE) -> dict:
 def register_demo_version(*, activate: bool = True, input_size: int = DEMO_INPUT_SIZE, user=None):
     """Register the (cached) demo ensemble as a new ``is_demo`` version, active by default."""
     from inference.registry import register_version
+    from inference.serving_model import built_serving_file
 
     members = build_demo_members(input_size=input_size)
-    return register_version(
-        name="demo-ensemble",
-        members=members,
-        preprocessing=demo_preprocessing(input_size),
-        class_names=list(DEMO_CLASS_NAMES),
-        metrics={},
-        notes=DEMO_NOTES.format(size=input_size),
-        is_demo=True,
-        activate=activate,
-        user=user,
-    )
+    config = demo_preprocessing(input_size)
+    with built_serving_file(members, config, DEMO_CLASS_NAMES) as serving:
+        return register_version(
+            name="demo-ensemble",
+            members=members,
+            preprocessing=config,
+            class_names=list(DEMO_CLASS_NAMES),
+            metrics={},
+            notes=DEMO_NOTES.format(size=input_size),
+            is_demo=True,
+            serving=serving,
+            activate=activate,
+            user=user,
+        )

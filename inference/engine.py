@@ -28,12 +28,10 @@ import numpy as np
 from django.conf import settings
 
 import inference.layers  # noqa: F401 - registers InputScaling for load_model
-from inference import preprocessing, voting
-from inference.artifacts import ood_local_path
+from inference import loading, preprocessing, serving_model, voting
 from inference.decoding import decode_image
 from inference.exceptions import ArtifactIntegrityError
 from inference.fused import build_fused_model, serving_function
-from inference.member_files import check_member, load_member_file
 from inference.models import ModelVersion
 from inference.ood import OODDetector, image_statistics, split_features
 
@@ -75,56 +73,49 @@ class EnsembleEngine:
         batch_size: int = DEFAULT_BATCH_SIZE,
         tta: str | None = None,
     ) -> EnsembleEngine:
-        """Load every member artifact (sha256-verified) and fuse them.
+        """Load the version's serving model (one file, already fused: ``inference.serving_model``)
+        or, for a version without one, every member artifact and fuse them; sha256-verified.
 
         ``tta`` overrides the version's test-time views, for evaluation only ("what would this
         version score with them"); serving always runs the version's own config.
-        Raises ``ArtifactIntegrityError`` naming the member whose file is missing, corrupt,
-        unloadable or does not fit the version (input size, number of classes).
+        Raises ``ArtifactIntegrityError`` naming the file that is missing, corrupt, unloadable
+        or does not fit the version (input size, number of classes, members, baked config).
         """
-        from inference.artifacts import artifact_local_path
-
         cfg = preprocessing.resolve_config({"tta": tta}, version.preprocessing)
         if not version.members:
             raise ArtifactIntegrityError(f"{version} has no members")
-        # Every checksum first: a bad artifact is reported before minutes of loading.
         t0 = time.perf_counter()
-        paths = [artifact_local_path(version, member) for member in version.members]
-        seconds: dict[str, Any] = {"verify_s": time.perf_counter() - t0, "members_s": {}}
-        models, names = [], []
-        for member, path in zip(version.members, paths, strict=True):
-            t0 = time.perf_counter()
-            try:
-                model = load_member_file(path)
-            except Exception as exc:  # noqa: BLE001 - any load failure is an artifact problem
-                raise ArtifactIntegrityError(
-                    f"member {member['name']!r} of {version} could not be loaded from "
-                    f"{member['artifact']}: {exc}"
-                ) from exc
-            check_member(model, member, version.class_names, f" of {version}")
-            models.append(model)
-            names.append(member["name"])
-            seconds["members_s"][member["name"]] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        engine = cls.from_models(
-            version, models, names, cfg, batch_size=batch_size, ood=load_ood_detector(version)
-        )
-        seconds["fuse_s"] = time.perf_counter() - t0
-        members_s = sum(seconds["members_s"].values())
-        seconds["total_s"] = seconds["verify_s"] + members_s + seconds["fuse_s"]
-        engine.load_seconds = _rounded(seconds)
+        own = serving_model.baked_config(cfg) == serving_model.baked_config(version.preprocessing)
+        if version.serving and own:
+            fused, models, seconds = loading.load_serving_model(version)
+            engine = cls.from_fused(
+                version, fused, models, cfg, batch_size=batch_size, ood=loading.load_ood(version)
+            )
+        else:
+            models, seconds = loading.load_members(version)
+            t1 = time.perf_counter()
+            engine = cls.from_models(
+                version,
+                models,
+                version.member_names,
+                cfg,
+                batch_size=batch_size,
+                ood=loading.load_ood(version),
+            )
+            seconds["fuse_s"] = time.perf_counter() - t1
+        seconds["total_s"] = time.perf_counter() - t0
+        engine.load_seconds = loading.rounded(seconds)
         logger.info(
-            "loaded %s: members %s, input %s px, test-time views %s, out-of-domain detector %s; "
-            "in %.1f s (checksums %.1f s, members %.1f s, fusing %.1f s)",
+            "loaded %s from %s: members %s, input %s px, test-time views %s, out-of-domain "
+            "detector %s; in %.1f s (%s)",
             version,
-            names,
+            seconds["source"],
+            version.member_names,
             cfg["input_size"],
             cfg["tta"],
             "yes" if engine.ood else "none",
             seconds["total_s"],
-            seconds["verify_s"],
-            members_s,
-            seconds["fuse_s"],
+            ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items() if isinstance(v, float)),
         )
         return engine
 
@@ -149,11 +140,29 @@ class EnsembleEngine:
             interpolation=config["interpolation"],
             tta=config["tta"],
         )
+        return cls.from_fused(
+            version, fused, models, config, names=names, batch_size=batch_size, ood=ood
+        )
+
+    @classmethod
+    def from_fused(
+        cls,
+        version: ModelVersion,
+        fused: keras.Model,
+        models: Sequence[keras.Model],
+        config: dict[str, Any],
+        *,
+        names: Sequence[str] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        ood: OODDetector | None = None,
+    ) -> EnsembleEngine:
+        """An engine around a fused model of ``models`` (sharing its layers; ``names``, by
+        default the version's member names, in the same order), built with ``config``."""
         return cls(
             version=version,
             fused_model=fused,
             member_models=list(models),
-            member_names=list(names),
+            member_names=list(names if names is not None else version.member_names),
             class_names=list(version.class_names),
             preprocessing=config,
             batch_size=batch_size,
@@ -274,12 +283,6 @@ class EnsembleEngine:
         return dataclasses.replace(self, version=version)
 
 
-def _rounded(seconds: dict) -> dict:
-    return {
-        k: _rounded(v) if isinstance(v, dict) else round(float(v), 2) for k, v in seconds.items()
-    }
-
-
 def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = None) -> tuple:
     """What determines a version's predictions: members' artifacts, classes and preprocessing
     (``config`` when the engine runs another config than the version's own)."""
@@ -291,19 +294,6 @@ def version_fingerprint(version: ModelVersion, config: dict[str, Any] | None = N
     # Last: what a version may change without other members (reused by ``get_engine``).
     extras = ((version.ood or {}).get("sha256"), version.temperature)
     return (members, tuple(version.class_names), repr(sorted(cfg.items())), extras)
-
-
-def load_ood_detector(version: ModelVersion) -> OODDetector | None:
-    """The version's out-of-domain detector (sha256-verified), or None without one."""
-    path = ood_local_path(version)
-    if path is None:
-        return None
-    try:
-        return OODDetector.from_file(path, config=version.ood)
-    except ValueError as exc:
-        raise ArtifactIntegrityError(
-            f"the out-of-domain detector of {version} could not be loaded: {exc}"
-        ) from exc
 
 
 # --- Process-level cache --------------------------------------------------------------------
@@ -344,7 +334,7 @@ def get_engine() -> EnsembleEngine | None:
         if current is not None and current.fingerprint[:-1] == fingerprint[:-1]:
             # The same members and preprocessing: reuse the loaded models; only the
             # out-of-domain detector and the calibration (the fingerprint's last part) may differ.
-            ood = current.ood if current.fingerprint == fingerprint else load_ood_detector(version)
+            ood = current.ood if current.fingerprint == fingerprint else loading.load_ood(version)
             _engine = dataclasses.replace(
                 current.with_version(version).with_ood(ood),
                 fingerprint=fingerprint,

@@ -67,6 +67,17 @@ class ModelVersion(models.Model):
             "split with the served test-time views). Empty: T = 1."
         ),
     )
+    serving = models.JSONField(
+        "serving model",
+        default=dict,
+        blank=True,
+        help_text=(
+            "The members fused into one file with their BatchNormalization folded "
+            "(inference.serving_model), which workers load instead of the members: its stored "
+            "file (artifact, sha256, bytes), the member files it was built from and the "
+            "preprocessing it bakes in. Empty: workers load and fuse the members themselves."
+        ),
+    )
     data_fingerprint = models.CharField(max_length=64, blank=True)
     code_version = models.CharField(max_length=64, blank=True)
     notes = models.TextField(blank=True)

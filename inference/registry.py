@@ -38,7 +38,7 @@ from inference import signals
 from inference.checksums import sha256_file
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
-from inference.registry_args import MEMBER_CORE_KEYS, check_registration
+from inference.registry_args import MEMBER_CORE_KEYS, check_registration, validate_serving
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ def register_version(
     extra_files: Mapping[str, str | os.PathLike] | None = None,
     ood: Mapping[str, Any] | None = None,
     calibration: Mapping[str, Any] | None = None,
+    serving: Mapping[str, Any] | None = None,
     activate: bool = False,
     user=None,
 ) -> ModelVersion:
@@ -122,6 +123,10 @@ def register_version(
     out-of-domain detector, ``{"path": <local .npz>, **config}`` (``inference.ood``), stored as
     ``models/v{N}/ood.npz`` and recorded in ``ModelVersion.ood`` with its sha256.
     ``calibration``: ``{"temperature": T, ...}`` of the displayed ensemble probability.
+    ``serving``: the serving model built from these member files (``{"path": <local .keras>,
+    **inference.serving_model.build_serving_file(...)}``), stored as ``models/v{N}/serving.keras``
+    and recorded in ``ModelVersion.serving`` with its sha256 and the members' (without one,
+    workers load and fuse the members themselves; ``build_serving_model`` adds it later).
 
     Raises ``ValueError`` (bad arguments, before anything is stored) or the storage/database
     error; in every failure case the files already copied are deleted and no row is created.
@@ -137,6 +142,7 @@ def register_version(
         extra_files=extra_files,
         ood=ood,
         calibration=calibration,
+        serving=serving,
     )
     if code_version is None:
         code_version = _describe_code_version()
@@ -170,9 +176,13 @@ def register_version(
                     **args.ood_config,
                 }
             version.members = member_rows
+            if args.serving_path is not None:
+                version.serving = _store_serving(
+                    storage, version, args.serving_path, args.serving_config, stored
+                )
             version.metrics = metrics
             version.full_clean()
-            version.save(update_fields=["members", "metrics", "ood"])
+            version.save(update_fields=["members", "metrics", "ood", "serving"])
             if activate:
                 version = activate_version(version, user=user)
     except BaseException:
@@ -254,6 +264,34 @@ def retire_version(version: ModelVersion, *, user=None) -> ModelVersion:
 # --- Helpers --------------------------------------------------------------------------------
 
 
+def attach_serving_model(version: ModelVersion, serving: Mapping[str, Any], *, replace=False):
+    """Store a serving model built for an already registered ``version`` (``serving`` as in
+    ``register_version``) and record it; the version row, reloaded. A version that has one
+    keeps it unless ``replace`` (the old file is deleted once the new one is recorded). Workers
+    that already loaded the version keep their models until they load it again."""
+    with transaction.atomic():
+        _lock_registry()
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.serving and not replace:
+            raise ValueError(
+                f"{version} already has a serving model: {version.serving['artifact']}"
+            )
+        path, config = validate_serving(serving, version.preprocessing)
+        old = (version.serving or {}).get("artifact")
+        stored: list[str] = []
+        try:
+            version.serving = _store_serving(default_storage, version, path, config, stored)
+            version.save(update_fields=["serving"])
+        except BaseException:
+            for artifact in stored:
+                default_storage.delete(artifact)
+            raise
+    if old and old != version.serving["artifact"]:
+        transaction.on_commit(lambda: default_storage.delete(old))
+    logger.info("stored the serving model of %s: %s", version, version.serving["artifact"])
+    return version
+
+
 def _lock_registry() -> None:
     """Serialise registry writes on PostgreSQL (released at the end of the transaction)."""
     if connection.vendor == "postgresql":
@@ -303,6 +341,14 @@ def _store_member(storage, extra: dict, path: Path, prefix: str, stored: list[st
         "sha256": digest,
         **{k: v for k, v in extra.items() if k not in MEMBER_CORE_KEYS},
     }
+
+
+def _store_serving(storage, version, path: Path, config: dict, stored: list[str]) -> dict:
+    """Store a serving model file of ``version``; its ``ModelVersion.serving`` record."""
+    artifact, digest, size = _store(storage, path, f"models/v{version.version}/serving.keras")
+    stored.append(artifact)
+    members = {m["name"]: m["sha256"] for m in version.members}
+    return {"artifact": artifact, "sha256": digest, "bytes": size, "members": members, **config}
 
 
 def _store_extra_files(storage, extras, metrics: dict, prefix: str, stored: list[str]) -> dict:

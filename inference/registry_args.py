@@ -27,6 +27,8 @@ class Registration:
     extra_files: list[tuple[str, Path]]  # (relative name in the version, local file)
     ood_path: Path | None
     ood_config: dict
+    serving_path: Path | None  # the serving model (``inference.serving_model``), if built
+    serving_config: dict  # its record's fields beside the file: "config", "folded"
     calibration: dict
     metrics: dict
     review_threshold: float | None
@@ -44,6 +46,7 @@ def check_registration(
     extra_files,
     ood,
     calibration,
+    serving=None,
 ) -> Registration:
     """Validate every argument of ``register_version`` (see there) before anything is stored."""
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
@@ -55,6 +58,7 @@ def check_registration(
     specs = validate_members(members)
     extras = validate_extra_files(extra_files, {extra["name"] for extra, _ in specs})
     ood_path, ood_config = validate_ood(ood)
+    serving_path, serving_config = validate_serving(serving, preprocessing)
     metrics = dict(metrics or {})
     ensure_json(metrics, "metrics")
     return Registration(
@@ -64,6 +68,8 @@ def check_registration(
         extra_files=extras,
         ood_path=ood_path,
         ood_config=ood_config,
+        serving_path=serving_path,
+        serving_config=serving_config,
         calibration=validate_calibration(calibration),
         metrics=metrics,
         review_threshold=validate_threshold(review_threshold),
@@ -137,6 +143,27 @@ def validate_ood(ood) -> tuple[Path | None, dict]:
         raise ValueError(f"out-of-domain detector: no file at {path}")
     config = {k: v for k, v in ood.items() if k not in {"path", "artifact", "sha256", "bytes"}}
     ensure_json(config, "ood")
+    return path, config
+
+
+def validate_serving(serving, preprocessing: dict) -> tuple[Path | None, dict]:
+    """The serving model's file and record fields; it must bake in ``preprocessing``."""
+    from inference.serving_model import baked_config
+
+    if not serving:
+        return None, {}
+    if not isinstance(serving, Mapping) or "path" not in serving:
+        raise ValueError("serving must be a dict with the serving model file's 'path'")
+    path = Path(serving["path"])
+    if not path.is_file():
+        raise ValueError(f"serving model: no file at {path}")
+    if serving.get("config") != baked_config(preprocessing):
+        raise ValueError(
+            f"the serving model bakes in {serving.get('config')}, the version's preprocessing "
+            f"is {baked_config(preprocessing)}"
+        )
+    config = {k: v for k, v in serving.items() if k in {"config", "folded"}}
+    ensure_json(config, "serving")
     return path, config
 
 

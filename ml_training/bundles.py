@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.checksums import sha256_file
+from inference.serving_model import built_serving_file
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training import review_threshold, train
@@ -127,23 +128,27 @@ def register_run(ctx, metrics, *, activate=False, is_demo=False, notes="", user=
                 "val_macro_f1": info.get("val", {}).get("macro_f1"),
             }
         )
-    return register_version(
-        name="all-ensemble-demo" if is_demo else "all-ensemble",
-        members=members,
-        preprocessing=ctx.profile["preprocessing"],
-        class_names=list(data_mod.CLASS_NAMES),
-        metrics=registry_metrics(metrics),
-        review_threshold=review_threshold.threshold_value(metrics),
-        data_fingerprint=ctx.config["data_fingerprint"],
-        code_version=ctx.config["code_version"],
-        notes=note,
-        is_demo=is_demo,
-        extra_files=_plot_files(ctx.run_dir / "eval", metrics),
-        ood=_run_ood(ctx.run_dir),
-        calibration=_run_json(ctx.run_dir, CALIBRATION_FILE),
-        activate=activate,
-        user=user,
-    )
+    preprocessing = ctx.profile["preprocessing"]
+    class_names = list(data_mod.CLASS_NAMES)
+    with built_serving_file(members, preprocessing, class_names) as serving:
+        return register_version(
+            name="all-ensemble-demo" if is_demo else "all-ensemble",
+            members=members,
+            preprocessing=preprocessing,
+            class_names=class_names,
+            metrics=registry_metrics(metrics),
+            review_threshold=review_threshold.threshold_value(metrics),
+            data_fingerprint=ctx.config["data_fingerprint"],
+            code_version=ctx.config["code_version"],
+            notes=note,
+            is_demo=is_demo,
+            extra_files=_plot_files(ctx.run_dir / "eval", metrics),
+            ood=_run_ood(ctx.run_dir),
+            calibration=_run_json(ctx.run_dir, CALIBRATION_FILE),
+            serving=serving,
+            activate=activate,
+            user=user,
+        )
 
 
 def _run_ood(folder: Path) -> dict | None:
@@ -246,28 +251,31 @@ def register_bundle(path: Path, *, activate: bool = False, notes: str = "", user
     )
     if is_demo:
         note = "DEMO: trained on SYNTHETIC smears; predictions carry no medical meaning. " + note
-    return register_version(
-        name=bundle.get("name") or "all-ensemble",
-        members=[
-            {
-                "name": m["name"],
-                "architecture": m["architecture"],
-                "input_size": int(m["input_size"]),
-                "path": m["path"],
-            }
-            for m in bundle["members"]
-        ],
-        preprocessing=bundle["preprocessing"],
-        class_names=bundle["class_names"],
-        metrics=registry_metrics(metrics) if metrics else {},
-        review_threshold=review_threshold.threshold_value(metrics),
-        data_fingerprint=bundle.get("data_fingerprint", "")[:64],
-        code_version=bundle.get("code_version"),
-        notes=note,
-        is_demo=is_demo,
-        extra_files=_plot_files(bundle["_folder"] / "eval", metrics) if metrics else None,
-        ood=bundle["_ood"],
-        calibration=bundle.get("calibration"),
-        activate=activate,
-        user=user,
-    )
+    members = [
+        {
+            "name": m["name"],
+            "architecture": m["architecture"],
+            "input_size": int(m["input_size"]),
+            "path": m["path"],
+        }
+        for m in bundle["members"]
+    ]
+    with built_serving_file(members, bundle["preprocessing"], bundle["class_names"]) as serving:
+        return register_version(
+            name=bundle.get("name") or "all-ensemble",
+            members=members,
+            preprocessing=bundle["preprocessing"],
+            class_names=bundle["class_names"],
+            metrics=registry_metrics(metrics) if metrics else {},
+            review_threshold=review_threshold.threshold_value(metrics),
+            data_fingerprint=bundle.get("data_fingerprint", "")[:64],
+            code_version=bundle.get("code_version"),
+            notes=note,
+            is_demo=is_demo,
+            extra_files=_plot_files(bundle["_folder"] / "eval", metrics) if metrics else None,
+            ood=bundle["_ood"],
+            calibration=bundle.get("calibration"),
+            serving=serving,
+            activate=activate,
+            user=user,
+        )

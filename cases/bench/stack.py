@@ -158,11 +158,13 @@ class Stack:
         return result.stdout
 
     def _link_artifacts(self, version) -> None:
-        from inference.artifacts import artifact_local_path, ood_local_path
+        from inference.artifacts import artifact_local_path, ood_local_path, serving_local_path
 
         links = {m["artifact"]: artifact_local_path(version, m) for m in version.members}
         if version.ood:
             links[version.ood["artifact"]] = ood_local_path(version)
+        if version.serving:
+            links[version.serving["artifact"]] = serving_local_path(version)
         for name, source in links.items():
             target = self.root / "media" / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +273,7 @@ def _row(version) -> dict:
         "review_threshold": version.review_threshold,
         "ood": version.ood,
         "calibration": version.calibration,
+        "serving": version.serving,
         "notes": f"copy of {version} for a benchmark",
     }
 

@@ -66,13 +66,18 @@ class Command(BaseCommand):
                 f"{cold['rss_mb']:.0f} MB"
             )
             b = cold["breakdown"]
+            if b.get("source") == "serving model":
+                loaded = f"serving model {b['load_serving_s']:.1f} s"
+            else:
+                loaded = (
+                    f"members {b['load_members_s']:.1f} s ("
+                    + ", ".join(f"{k} {v:.1f}" for k, v in b["per_member"].items())
+                    + f"), fusing {b['fuse_s']:.1f} s"
+                )
             self.stdout.write(
                 f"  start-up {b['startup_rest_s']:.1f} s, TensorFlow import "
-                f"{b['import_tensorflow_s']:.1f} s, checksums {b['verify_s']:.1f} s, members "
-                f"{b['load_members_s']:.1f} s ("
-                + ", ".join(f"{k} {v:.1f}" for k, v in b["per_member"].items())
-                + f"), fusing {b['fuse_s']:.1f} s, warm-up {b['warm_up_s']:.1f} s, first "
-                f"result {b['first_result_s']:.1f} s"
+                f"{b['import_tensorflow_s']:.1f} s, checksums {b['verify_s']:.1f} s, {loaded}, "
+                f"warm-up {b['warm_up_s']:.1f} s, first result {b['first_result_s']:.1f} s"
             )
             self.stdout.write(
                 "  resident MB after each step: "
