@@ -5,7 +5,7 @@ eps) * gamma + beta``; after a convolution it can be folded into the convolution
 bias (``W' = W * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``), the
 standard inference rewrite (Jacob et al., 2018, section 3.2). The folded member computes the
 same function up to float32 rounding with fewer layers, so it loads, traces and runs faster:
-measured on the five ``cpu`` profile architectures (2 cores), 409 of 459 BatchNormalization
+measured on the five ``cpu`` profile architectures (2 cores), 405 of 409 BatchNormalization
 layers fold away, the fused ensemble's graph traced in 5.1 s instead of 8.5 s and ran 7% more
 images a second.
 
