@@ -4,10 +4,9 @@ In inference a BatchNormalization is an affine map per channel, ``y = (x - mean)
 eps) * gamma + beta``; after a convolution it can be folded into the convolution's kernel and
 bias (``W' = W * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``), the
 standard inference rewrite (Jacob et al., 2018, section 3.2). The folded member computes the
-same function up to float32 rounding with fewer layers, so it loads, traces and runs faster:
-measured on the five ``cpu`` profile architectures (2 cores), 405 of 409 BatchNormalization
-layers fold away, the fused ensemble's graph traced in 5.1 s instead of 8.5 s and ran 7% more
-images a second.
+same function up to float32 rounding with fewer layers, so it loads, traces and runs faster. In
+the five ``cpu`` profile members, 405 of 409 BatchNormalization layers fold away (the figures
+are in ``inference.serving_model``).
 
 Imports Keras: only the worker (through ``inference.serving_model``), training and tests.
 """
