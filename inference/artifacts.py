@@ -121,7 +121,11 @@ def verify_artifacts(version: ModelVersion) -> None:
     for member in version.members:
         artifact_local_path(version, member)
     ood_local_path(version)
-    serving_local_path(version)
+    if version.serving:
+        from inference.serving_model import check_serving_record
+
+        check_serving_record(version)
+        serving_local_path(version)
 
 
 def _cached_download(storage, artifact: str, expected: str, what: str) -> Path:

@@ -4,16 +4,13 @@ In inference a BatchNormalization is an affine map per channel, ``y = (x - mean)
 eps) * gamma + beta``; after a convolution it can be folded into the convolution's kernel and
 bias (``W' = W * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``), the
 standard inference rewrite (Jacob et al., 2018, section 3.2). The folded member computes the
-same function up to float32 rounding with fewer layers, so it loads, traces and runs faster. In
-the five ``cpu`` profile members, 405 of 409 BatchNormalization layers fold away (the figures
-are in ``inference.serving_model``).
+same function up to float32 rounding with fewer layers, so it loads, traces and runs faster
+(the figures are in ``inference.serving_model``).
 
 Imports Keras: only the worker (through ``inference.serving_model``), training and tests.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -59,9 +56,16 @@ def fold_batch_norm(model: keras.Model) -> tuple[keras.Model, int]:
 
 
 def _foldable(model: keras.Model) -> dict[int, keras.layers.BatchNormalization]:
-    """``{id(convolution): its BatchNormalization}`` over ``model`` and its nested models."""
+    """``{id(convolution): its BatchNormalization}`` over ``model`` and its nested functional
+    models (Keras does not pass the call function into a nested ``Sequential``: not there)."""
     pairs = {}
-    for layer in _layers(model):
+    outputs = {id(t) for t in model.outputs}
+    for layer in model.layers:
+        if isinstance(layer, keras.Sequential):
+            continue
+        if isinstance(layer, keras.Model):
+            pairs.update(_foldable(layer))
+            continue
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
         if len(layer._inbound_nodes) != 1 or layer.axis not in (-1, len(layer.input.shape) - 1):
@@ -73,16 +77,10 @@ def _foldable(model: keras.Model) -> dict[int, keras.layers.BatchNormalization]:
             and source.activation is keras.activations.linear
             and len(source._inbound_nodes) == 1
             and len(source._outbound_nodes) == 1
+            and id(source.output) not in outputs  # a model output must stay as it is
         ):
             pairs[id(source)] = layer
     return pairs
-
-
-def _layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _layers(layer)
 
 
 def _folded_weights(conv, bn) -> list[np.ndarray]:

@@ -313,6 +313,7 @@ def cold_start_child(version) -> str:
         "load_serving_s": loaded.get("serving_s", 0.0),
         "load_members_s": round(sum(loaded.get("members_s", {}).values()), 2),
         "fuse_s": loaded.get("fuse_s", 0.0),
+        "build_s": loaded.get("build_s", 0.0),  # serving model: the detector and the engine
         "load_other_s": round(max(0.0, t2 - t1 - loaded.get("total_s", 0.0)), 2),
         "warm_up_s": round(t3 - t2, 2),
         "first_result_s": round(t4 - t3, 2),

@@ -88,9 +88,11 @@ class EnsembleEngine:
         own = serving_model.baked_config(cfg) == serving_model.baked_config(version.preprocessing)
         if version.serving and own:
             fused, models, seconds = loading.load_serving_model(version)
+            t1 = time.perf_counter()
             engine = cls.from_fused(
                 version, fused, models, cfg, batch_size=batch_size, ood=loading.load_ood(version)
             )
+            seconds["build_s"] = time.perf_counter() - t1  # the detector and the engine
         else:
             models, seconds = loading.load_members(version)
             t1 = time.perf_counter()

@@ -120,7 +120,8 @@ def serving_function(fused: keras.Model, input_size: int):
     # ERROR level at every start, the pass then dropped for the whole graph). It buys nothing
     # here: on 2 cores (a one-off script) the v1 serving model ran 4.95 images/s at batch 16
     # without it and 4.99 with the failed pass, the member path 4.39 without it. Turned off
-    # (for the process), so that the worker's log carries no false alarm.
+    # for the whole process (evaluation in a training process included: nothing trains after
+    # it there), so that the worker's log carries no false alarm.
     tf.config.optimizer.set_experimental_options({"remapping": False})
     signature = [tf.TensorSpec((None, input_size, input_size, 3), tf.float32)]
 

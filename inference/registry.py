@@ -223,6 +223,12 @@ def activate_version(version: ModelVersion, *, user=None) -> ModelVersion:
                 f"cannot activate {target}: its out-of-domain detector is missing "
                 f"({target.ood['artifact']})"
             )
+        if target.serving and not storage.exists(target.serving["artifact"]):
+            raise ArtifactIntegrityError(
+                f"cannot activate {target}: its serving model is missing "
+                f"({target.serving['artifact']}); manage.py build_serving_model --version "
+                f"{target.version} --replace rebuilds it"
+            )
         previous = list(
             ModelVersion.objects.select_for_update()
             .filter(status=ModelVersion.Status.ACTIVE)
@@ -267,8 +273,11 @@ def retire_version(version: ModelVersion, *, user=None) -> ModelVersion:
 def attach_serving_model(version: ModelVersion, serving: Mapping[str, Any], *, replace=False):
     """Store a serving model built for an already registered ``version`` (``serving`` as in
     ``register_version``) and record it; the version row, reloaded. A version that has one
-    keeps it unless ``replace`` (the old file is deleted once the new one is recorded). Workers
-    that already loaded the version keep their models until they load it again."""
+    keeps it unless ``replace`` (the old file is deleted once the new one is committed; a worker
+    fetching the old file at that moment fails once and recovery retries it). Workers that
+    already loaded the version keep their models until they load it again. As with
+    ``register_version``, a caller's outer transaction that rolls back later leaves the new
+    file orphaned."""
     with transaction.atomic():
         _lock_registry()
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -347,7 +356,7 @@ def _store_serving(storage, version, path: Path, config: dict, stored: list[str]
     """Store a serving model file of ``version``; its ``ModelVersion.serving`` record."""
     artifact, digest, size = _store(storage, path, f"models/v{version.version}/serving.keras")
     stored.append(artifact)
-    members = {m["name"]: m["sha256"] for m in version.members}
+    members = [[m["name"], m["sha256"]] for m in version.members]  # in the fused model's order
     return {"artifact": artifact, "sha256": digest, "bytes": size, "members": members, **config}
 
 

@@ -5,15 +5,16 @@ loads one file that is already fused and folded instead of five member files it 
 fewer layers to rebuild and trace, and the same fused model ``inference.fused`` builds (with the
 version's input size, resizing and test-time views baked in). Measured with the released v1 on
 2 cores (``manage.py bench_inference --version 1 --json``, before and after ``manage.py
-build_serving_model --version 1``): a fresh worker's first result after 17.7 s instead of 25.9
-s (loading 7.4 s instead of 11.2 s, the warm-up trace 4.3 s instead of 8.5 s), 4.75 instead of
-4.37 images/s at batch 16, and a peak of 1,798 MB instead of 1,972 MB.
+build_serving_model --version 1``): a fresh worker's first result after 17.9 s instead of 25.9
+s (loading 6.9 s instead of 11.2 s, the warm-up trace 4.8 s instead of 8.5 s), 4.76 instead of
+4.37 images/s at batch 16, and a peak of 1,793 MB instead of 1,972 MB. 405 of the 409
+BatchNormalization layers of v1's members fold away.
 
 ``ModelVersion.serving`` records what the file was built from, and a worker refuses a file
 that does not match its version (``check_serving_record``)::
 
     {"artifact", "sha256", "bytes",
-     "members": {name: sha256 of the member file it was built from},
+     "members": [[name, sha256 of the member file it was built from], ...],  # fused order
      "config": {"input_size", "interpolation", "tta"},  # what the fused model bakes in
      "folded": number of BatchNormalization layers folded away}
 
@@ -112,7 +113,7 @@ def check_serving_record(version) -> None:
     member files and baked config."""
     record = version.serving
     built_from = record.get("members")
-    registered = {m["name"]: m.get("sha256") for m in version.members}
+    registered = [[m["name"], m.get("sha256")] for m in version.members]
     if built_from != registered:
         raise ArtifactIntegrityError(
             f"the serving model of {version} was built from other member files "
