@@ -81,12 +81,15 @@ def test_folding_keeps_the_function_and_removes_only_the_foldable_batch_norms():
 def test_a_registered_serving_model_serves_what_the_members_serve(demo_ensemble_files, tmp_path):
     """Registered with its serving model, a version loads from that one file; it gives the
     members' probabilities, pooled features and Grad-CAM maps (members whose BatchNormalization
-    statistics are not the identity an untrained member has, so that folding them matters)."""
+    statistics are not the identity an untrained member has, so that folding them matters).
+    MobileNetV2 and Xception: between them every kind of convolution that folds (Conv2D,
+    DepthwiseConv2D, SeparableConv2D), at a fraction of the five members' test time."""
     from inference.gradcam import GradCam
     from inference.member_files import load_member_file
 
     members = []
-    for i, member in enumerate(demo_ensemble_files):
+    chosen = [m for m in demo_ensemble_files if m["architecture"] in ("MobileNetV2", "Xception")]
+    for i, member in enumerate(chosen):
         model = load_member_file(Path(member["path"]))
         _random_statistics(model, seed=i)
         model.save(tmp_path / f"{member['name']}.keras")
@@ -104,7 +107,7 @@ def test_a_registered_serving_model_serves_what_the_members_serve(demo_ensemble_
     record = version.serving
     assert record["members"] == [[m["name"], m["sha256"]] for m in version.members]
     assert record["config"] == serving_model.baked_config(config)
-    assert record["folded"] > 300  # NASNetLarge alone has 260
+    assert record["folded"] == 52 + 40  # every BatchNormalization of both members
     assert registry.sha256_file(default_storage.path(record["artifact"])) == record["sha256"]
     try:
         served = EnsembleEngine.from_version(version)
@@ -118,13 +121,15 @@ def test_a_registered_serving_model_serves_what_the_members_serve(demo_ensemble_
         want_probs, want_features = fused.predict(batch)
         np.testing.assert_allclose(probs, want_probs, atol=1e-4)
         np.testing.assert_allclose(features, want_features, rtol=1e-3, atol=1e-3)
-        maps = GradCam(served).maps(batch[0], "Pre")
-        want = GradCam(fused).maps(batch[0], "Pre")
-        compared = [name for name, heat in want.members.items() if heat.std() > 0]
-        assert len(compared) >= 3, compared
-        for name in compared:
-            heat = want.members[name].ravel()
-            assert np.corrcoef(heat, maps.members[name].ravel())[0, 1] > 0.99, name
+        compared = 0
+        for class_name in demo.DEMO_CLASS_NAMES:  # untrained members: some maps are all zero
+            maps = GradCam(served).maps(batch[0], class_name).members
+            for name, heat in GradCam(fused).maps(batch[0], class_name).members.items():
+                if heat.std() > 0:
+                    compared += 1
+                    corr = np.corrcoef(heat.ravel(), maps[name].ravel())[0, 1]
+                    assert corr > 0.99, (name, class_name)
+        assert compared >= 2
     finally:
         for artifact in [record["artifact"], *(m["artifact"] for m in version.members)]:
             default_storage.delete(artifact)
