@@ -4,20 +4,18 @@ of a throwaway portal (web and worker) on the current settings; one line or one 
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from inference.management.base import VersionCommand
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = (
         "Start a throwaway portal (gunicorn and a Celery worker, its own database, media and "
         "queue) on the current settings with a copy of the active version (or --version N), "
         "upload a case of --images images in one request while a second client uploads "
         "--singles single images one by one, and report how long until every result is saved."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        kwargs.setdefault("conflict_handler", "resolve")  # our --version, not Django's
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("--images", type=int, default=50, help="images in the case")

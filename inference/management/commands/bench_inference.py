@@ -4,23 +4,19 @@ the compute floor, and a fresh process's start-up (``--json``: one object with e
 import argparse
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from inference.management.base import VersionCommand
 from inference.models import ModelVersion
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = (
         "Benchmark the fused, batched engine against calling model.predict per image and per "
         "member, on synthetic images, in the same run. Uses the active version unless --version "
         "or --demo is given (--demo reuses the newest demo version or registers one as a "
         "candidate, leaving the active version alone)."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # Django's own --version (print Django's version) would clash with ours.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group()

@@ -1,24 +1,20 @@
 """``manage.py build_serving_model --version N``: give a version registered without one its
 serving model (``inference.serving_model``), so workers start from one fused file."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from inference.exceptions import ArtifactIntegrityError
+from inference.management.base import VersionCommand
 from inference.models import ModelVersion
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = (
         "Fuse a registered version's members (BatchNormalization folded) into its serving "
         "model and store it with the version: workers then load one file instead of every "
         "member. Versions registered by retrain, register_model or the demo have one already. "
         "Workers that loaded the version before keep their models until they restart."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # Django's own --version (print Django's version) would clash with ours.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("--version", type=int, required=True, help="version number")

@@ -3,22 +3,18 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from inference.management.base import VersionCommand
 from inference.models import ModelVersion
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = (
         "Classify every image under a folder (labelled or not) with a registered version "
         "(default: the active one) exactly as the worker does, out-of-domain flag included. "
         "Prints a summary, or one JSON object with --json."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # Our --version N (a model version number) replaces Django's --version.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("folder", type=Path)

@@ -3,19 +3,16 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from inference.management.base import VersionCommand
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = (
         "Evaluate a registered model version (default: the active one) on a folder of class "
         "sub-folders through the serving engine; prints the metrics (JSON with --json)."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # Our --version N (a model version number) replaces Django's --version.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("--data-dir", type=Path, help="folder of class sub-folders")

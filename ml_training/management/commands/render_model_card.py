@@ -4,20 +4,17 @@ import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from inference.management.base import VersionCommand
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = (
         "Render docs/model-card.md from the released run's summary files in "
         "docs/model-card/run/. With --from-run RUN_DIR, first copy those files out of a "
         "training run folder (paths made relative, nothing of the machine kept)."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # Our --version N (a model version number) replaces Django's --version.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         docs = Path(settings.BASE_DIR) / "docs"
