@@ -6,12 +6,19 @@ twice its size. Keras also loads the same parts from a folder (``config.json`` b
 ``model.weights.h5``), where h5py reads each weight from disk. Measured on NASNetLarge (340 MB
 of weights, 2 cores): loading the archive raised the resident memory by 990 MB at its peak,
 loading the extracted folder by 491 MB, in the same time; this peak is the worker's largest.
+
+Keras builds the model from its config before it reads the weights, and building draws every
+variable's initial value from its initializer (random numbers, for most), all then overwritten.
+The load creates them as zeros instead (``zero_initial_values``): on 2 cores the v1-sized
+serving model loaded in 5.6 s instead of 7.5 s (a one-off A/B script, same file).
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -32,7 +39,44 @@ def load_member_file(path: Path):
     with tempfile.TemporaryDirectory(prefix="loading-", dir=scratch) as folder:
         with zipfile.ZipFile(path) as archive:
             archive.extractall(folder)
-        return keras.saving.load_model(folder, compile=False)
+        with zero_initial_values():
+            return keras.saving.load_model(folder, compile=False)
+
+
+_PATCH_LOCK = threading.Lock()
+
+
+@contextmanager
+def zero_initial_values():
+    """Inside: a Keras variable created from a Keras initializer (``Initializer``: random or
+    constant) starts as zeros, whatever its initializer says. Only for building a model whose
+    every weight is then read from a file: Keras' loading fails when a layer's stored weights
+    do not match its variables. Variables from plain callables (a seed generator's state) are
+    left alone, and the initializers kept in the model's config are unchanged.
+
+    Keras has no public switch for this; the one private method it replaces is looked up, and
+    without it (another Keras) the load simply runs as before.
+    """
+    import keras
+    from keras.src.backend import Variable
+
+    original = getattr(Variable, "_initialize_with_initializer", None)
+    if original is None:
+        yield
+        return
+    zeros = keras.initializers.Zeros()
+
+    def from_zeros(variable, initializer):
+        if isinstance(initializer, keras.initializers.Initializer):
+            initializer = zeros
+        return original(variable, initializer)
+
+    with _PATCH_LOCK:
+        Variable._initialize_with_initializer = from_zeros
+        try:
+            yield
+        finally:
+            Variable._initialize_with_initializer = original
 
 
 def check_member(model, member: dict, class_names: list[str], owner: str = "") -> None:

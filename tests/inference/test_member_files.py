@@ -33,3 +33,23 @@ def test_a_file_that_is_not_an_archive_fails_and_leaves_nothing(settings, tmp_pa
     with pytest.raises(zipfile.BadZipFile):
         load_member_file(broken)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_inside_the_load_keras_initializers_give_zeros_and_nothing_else_changes():
+    import keras
+
+    from inference.member_files import zero_initial_values
+
+    def dense_kernel():
+        layer = keras.layers.Dense(8, kernel_initializer="glorot_uniform")
+        layer.build((None, 16))
+        return keras.ops.convert_to_numpy(layer.kernel)
+
+    with zero_initial_values():
+        inside = dense_kernel()
+        seed_state = keras.ops.convert_to_numpy(keras.random.SeedGenerator(1234).state)
+        config = keras.layers.Dense(8, kernel_initializer="he_normal").get_config()
+    assert not inside.any()
+    assert seed_state.any(), "a seed generator's state must keep its seed"
+    assert config["kernel_initializer"]["class_name"] == "HeNormal"
+    assert dense_kernel().any(), "outside the load, initializers are back"
