@@ -6,6 +6,7 @@ The rules (attempt cap, what fails, what retries, what the clinician reads) live
 """
 
 import logging
+from functools import partial
 
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
@@ -44,9 +45,10 @@ def classify_image(self, image_id: int) -> str:
 @shared_task(bind=True, acks_late=True, ignore_result=True)
 def explain_prediction(self, prediction_id: int) -> str:
     """The Grad-CAM overlays of a saved prediction (a follow-up: classification never waits, so
-    the images waiting in the queue are classified first)."""
-    services.images_classify_waiting(task_id=self.request.id)
-    status = services.prediction_explain(prediction_id=prediction_id)
+    the images waiting in the queue are classified first, and again before each member's map)."""
+    classify_waiting = partial(services.images_classify_waiting, task_id=self.request.id)
+    classify_waiting()
+    status = services.prediction_explain(prediction_id=prediction_id, between=classify_waiting)
     logger.info("prediction %s: Grad-CAM %s", prediction_id, status)
     return status
 

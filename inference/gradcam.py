@@ -19,6 +19,7 @@ version's input size, and the ensemble's map is the mean of the members' maps.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -85,8 +86,13 @@ class GradCam:
             for m in engine.member_models
         ]
 
-    def maps(self, image: np.ndarray, class_name: str) -> SaliencyMaps:
-        """The maps for ``class_name`` of one prepared image (S, S, 3) at the version's size."""
+    def maps(
+        self, image: np.ndarray, class_name: str, *, between: Callable[[], object] | None = None
+    ) -> SaliencyMaps:
+        """The maps for ``class_name`` of one prepared image (S, S, 3) at the version's size.
+
+        ``between`` is called before each member's map: a worker passes what must not wait for
+        the whole map (classifying the images queued meanwhile)."""
         size = self.engine.input_size
         index = self.engine.class_names.index(class_name)
         members = {}
@@ -97,6 +103,8 @@ class GradCam:
             self._resize,
             strict=True,
         ):
+            if between is not None:
+                between()
             x = np.asarray(image, np.float32)
             if resize is not None:
                 x = keras.ops.convert_to_numpy(resize(x[None]))[0]

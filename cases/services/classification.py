@@ -59,26 +59,35 @@ def image_classify(*, image_id: int, task_id: str) -> Classified:
     return _run(batch, task_id, engine, own=image_id).get(image_id, own)
 
 
-def images_classify_waiting(*, task_id: str) -> int:
-    """Classify a batch of the images waiting in the queue, for a task that came for other work
-    (a Grad-CAM follow-up runs this first, so a lone urgent image never waits behind a case's
-    heat maps); how many it classified. Never raises: the images' own tasks remain."""
+# A follow-up task classifies at most this many batches of waiting images per call: enough for
+# a large case (16 x LP_CLASSIFY_BATCH_MAX images), and a bound well inside the task time limit.
+WAITING_BATCHES_MAX = 16
+
+
+def images_classify_waiting(*, task_id: str, batches: int = WAITING_BATCHES_MAX) -> int:
+    """Classify the images waiting in the queue, batch after batch until none waits (at most
+    ``batches``), for a task that came for other work: a Grad-CAM follow-up runs this before
+    its maps and between their members, so neither a case nor a lone urgent image waits behind
+    heat maps. How many it classified. Never raises: the images' own tasks remain."""
     from inference.engine import get_engine
 
+    done = 0
     try:
         engine = get_engine()
         if engine is None:
             return 0
         attempts.release_leftovers(task_id, own=None)
-        batch = attempts.claim_companions(
-            task_id, engine.version, limit=settings.LP_CLASSIFY_BATCH_MAX, beside=None
-        )
-        if batch:
+        for _ in range(batches):
+            batch = attempts.claim_companions(
+                task_id, engine.version, limit=settings.LP_CLASSIFY_BATCH_MAX, beside=None
+            )
+            if not batch:
+                break
             _run(batch, task_id, engine, own=None)
-        return len(batch)
+            done += len(batch)
     except Exception:  # noqa: BLE001 - the images' own tasks classify them anyway
         logger.exception("task %s: could not classify the waiting images first", task_id)
-        return 0
+    return done
 
 
 def _run(batch: list[int], task_id: str, engine, *, own: int | None) -> dict[int, Classified]:

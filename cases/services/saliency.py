@@ -11,6 +11,7 @@ longer the one the worker serves, or its members have no feature map to explain)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
@@ -39,8 +40,9 @@ def saliency_enqueue(prediction_id: int) -> None:
         logger.exception("could not queue the Grad-CAM maps of prediction %s", prediction_id)
 
 
-def prediction_explain(*, prediction_id: int) -> str:
-    """Compute and store the Grad-CAM overlays of one prediction; the resulting status."""
+def prediction_explain(*, prediction_id: int, between: Callable[[], object] | None = None) -> str:
+    """Compute and store the Grad-CAM overlays of one prediction; the resulting status.
+    ``between`` runs before each member's map (``GradCam.maps``)."""
     from inference.engine import get_engine
 
     prediction = (
@@ -56,19 +58,19 @@ def prediction_explain(*, prediction_id: int) -> str:
             f"model {prediction.model_version.label} is no longer the active version",
         )
     try:
-        overlays = _overlays(engine, prediction)
+        overlays = _overlays(engine, prediction, between)
     except Exception as exc:  # noqa: BLE001 - any failure ends in a state the page shows
         logger.exception("Grad-CAM of prediction %s failed", prediction_id)
         return _finish(prediction_id, Saliency.FAILED, f"{type(exc).__name__}: {exc}")
     return _store(prediction_id, prediction.label, overlays)
 
 
-def _overlays(engine, prediction: Prediction) -> list[Overlay]:
+def _overlays(engine, prediction: Prediction, between=None) -> list[Overlay]:
     from inference import gradcam, preprocessing
 
     with prediction.image.file.open("rb") as fh:
         prepared = preprocessing.load_and_prepare(fh.read(), engine.preprocessing)
-    maps = _explainer(engine).maps(prepared, prediction.label)
+    maps = _explainer(engine).maps(prepared, prediction.label, between=between)
     size = float(prepared.shape[0])
     overlays = []
     for member, heat in [("", maps.ensemble), *maps.members.items()]:

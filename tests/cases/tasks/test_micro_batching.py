@@ -174,14 +174,23 @@ def test_a_crash_mid_batch_leaves_every_image_recoverable(
 def test_a_follow_up_task_classifies_what_waits_before_its_own_work(
     clinician, demo_version, engine_calls, settings
 ):
-    """A Grad-CAM task runs the waiting classifications first: a lone image uploaded behind a
-    case's heat maps does not wait for them."""
-    settings.LP_CLASSIFY_BATCH_MAX = 8
-    images = _images(clinician, "MRN-A", 2)
-    assert services.images_classify_waiting(task_id="maps-1") == 2
-    assert engine_calls == [2]
+    """A Grad-CAM task runs the waiting classifications first, batch after batch until none
+    waits: neither a case nor a lone image uploaded behind a case's heat maps waits for them."""
+    settings.LP_CLASSIFY_BATCH_MAX = 2
+    images = _images(clinician, "MRN-A", 5)
+    assert services.images_classify_waiting(task_id="maps-1") == 5
+    assert engine_calls == [2, 2, 1]
     assert set(SmearImage.objects.values_list("status", flat=True)) == {"done"}
     assert services.images_classify_waiting(task_id="maps-2") == 0
+    assert engine_calls == [2, 2, 1]
     for image in images:
         events = AuditEvent.objects.filter(image=image, event_type=EventType.IMAGE_PROCESSING)
         assert events.get().extra_data["new"]["task_id"] == "maps-1"
+
+
+def test_the_waiting_batches_per_call_are_bounded(clinician, demo_version, engine_calls, settings):
+    settings.LP_CLASSIFY_BATCH_MAX = 2
+    _images(clinician, "MRN-A", 5)
+    assert services.images_classify_waiting(task_id="maps-1", batches=2) == 4
+    assert engine_calls == [2, 2]
+    assert SmearImage.objects.filter(status="queued").count() == 1

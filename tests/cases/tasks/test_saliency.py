@@ -49,6 +49,26 @@ def test_maps_are_stored_once_per_member_and_for_the_ensemble(prediction, demo_v
     assert SaliencyMap.objects.filter(prediction=prediction).count() == len(maps)
 
 
+def test_an_image_queued_while_the_maps_are_drawn_is_classified_before_the_next_member(
+    prediction, demo_version, hematologist
+):
+    """The worker draws one map per member; what is queued meanwhile waits one member's map,
+    not the whole image's (``explain_prediction`` passes the classification as ``between``)."""
+    patient = prediction.image.specimen.patient
+    queued = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=12), uploaded_by=hematologist
+    )
+    classified = []
+
+    def between():
+        classified.append(services.images_classify_waiting(task_id="maps-1"))
+
+    assert services.prediction_explain(prediction_id=prediction.pk, between=between) == "done"
+    assert classified == [1] + [0] * (len(demo_version.member_names) - 1)
+    queued.refresh_from_db()
+    assert queued.status == "done"
+
+
 def test_the_image_page_shows_the_maps_to_the_lab_only(
     prediction, hematologist, other_clinician, client
 ):
