@@ -239,14 +239,16 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT}
 
 # --- Classification lifecycle: retries and the recovery sweep (cases.services.lifecycle) ------
-# A classification is tried at most this many times (retries after errors, redeliveries after a
-# worker died mid-task); then the image ends ``failed`` with a message.
 # Grad-CAM overlays computed by a follow-up task after each prediction (cases.services.saliency).
 LP_SALIENCY = env.bool("LP_SALIENCY", default=True)
+# A classification is tried at most this many times (retries after errors, redeliveries after a
+# worker died mid-task); then the image ends ``failed`` with a message.
 LP_CLASSIFY_MAX_ATTEMPTS = env.int("LP_CLASSIFY_MAX_ATTEMPTS", default=5)
 # A classification task takes up to this many waiting images into one engine call
-# (micro-batching, ``cases.services.classification``); 1 classifies one image per task.
-LP_CLASSIFY_BATCH_MAX = env.int("LP_CLASSIFY_BATCH_MAX", default=8)
+# (micro-batching, ``cases.services.classification``); 1 classifies one image per task. A single
+# image uploaded during a case waits for the batch running and then its own: 6 kept that under
+# 3 s (p95) with v1 on 2 cores where 8 did not (``bench_case``; README, Performance).
+LP_CLASSIFY_BATCH_MAX = env.int("LP_CLASSIFY_BATCH_MAX", default=6)
 if LP_CLASSIFY_BATCH_MAX < 1:
     raise ImproperlyConfigured("LP_CLASSIFY_BATCH_MAX must be at least 1")
 # The sweep runs every LP_SWEEP_INTERVAL_S (Celery beat). It re-sends images left ``queued``
