@@ -9,7 +9,14 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inference import artifacts, demo, registry
-from inference.benchmark import cold_start, cold_start_child, format_report, run_benchmark
+from inference.benchmark import (
+    COLD_START_MARK,
+    cold_start,
+    cold_start_child,
+    cold_starts,
+    format_report,
+    run_benchmark,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +115,27 @@ def test_cold_start_times_a_fresh_process_to_its_first_result(light_version):
     assert 0 < after["first_result"] <= figures["rss_mb"] + 1  # never above the peak
     with pytest.raises(RuntimeError, match="without a result"):
         cold_start(light_version.version, command=[sys.executable, "-c", "print('no result')"])
+
+
+def test_repeated_cold_starts_report_the_median_run_and_the_largest_peak(tmp_path):
+    """Three fake children that answer after 0.3, 0.1 and 0.2 s with peaks 300, 100, 200 MB."""
+    counter = tmp_path / "runs"
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import json, pathlib, time\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) if p.exists() else 0\n"
+        "p.write_text(str(n + 1))\n"
+        "delay, peak = [(0.3, 300), (0.1, 100), (0.2, 200)][n]\n"
+        "time.sleep(delay)\n"
+        f"print({COLD_START_MARK!r} + json.dumps("
+        "{'load_s': delay, 'rss_mb': peak, 'breakdown': {}}))\n"
+    )
+    figures = cold_starts(7, 3, command=[sys.executable, str(child)])
+    runs = figures["cold_start_runs_s"]
+    assert runs == sorted(runs) and len(runs) == 3
+    assert figures["cold_start_s"] == runs[1]
+    assert figures["load_s"] == 0.2  # the median run's own figures
+    assert figures["rss_mb"] == 300  # the largest peak of all runs
+    with pytest.raises(ValueError):
+        cold_starts(7, 0)

@@ -32,11 +32,17 @@ class Command(VersionCommand):
             action="store_true",
             help="skip timing a fresh process from its start to its first result",
         )
+        parser.add_argument(
+            "--cold-starts",
+            type=int,
+            default=3,
+            help="fresh processes to time one after the other; the median is reported (3)",
+        )
         parser.add_argument("--cold-start-child", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args, version, demo, images, batch, **options):
-        if images < 1 or batch < 1:
-            raise CommandError("--images and --batch must be at least 1")
+        if images < 1 or batch < 1 or options["cold_starts"] < 1:
+            raise CommandError("--images, --batch and --cold-starts must be at least 1")
         row = self._version(version, demo)
         from inference import benchmark
 
@@ -50,14 +56,20 @@ class Command(VersionCommand):
         engine = EnsembleEngine.from_version(row, batch_size=batch)
         report = benchmark.run_benchmark(engine=engine, images=images, batch=batch)
         del engine
-        cold = {} if options["no_cold_start"] else benchmark.cold_start(row.version)
+        cold = (
+            {}
+            if options["no_cold_start"]
+            else benchmark.cold_starts(row.version, options["cold_starts"])
+        )
         if options["json"]:
             self.stdout.write(json.dumps(report.as_json(**cold), indent=2))
             return
         self.stdout.write(benchmark.format_report(report))
         if cold:
+            runs = ", ".join(f"{s:.1f}" for s in cold["cold_start_runs_s"])
             self.stdout.write(
-                f"Cold start (fresh process to first result): {cold['cold_start_s']:.1f} s, of "
+                f"Cold start (fresh process to first result, median of {runs} s): "
+                f"{cold['cold_start_s']:.1f} s, of "
                 f"which loading and warm-up {cold['load_s']:.1f} s; peak memory "
                 f"{cold['rss_mb']:.0f} MB"
             )
