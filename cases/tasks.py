@@ -44,11 +44,14 @@ def classify_image(self, image_id: int) -> str:
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)
 def explain_prediction(self, prediction_id: int) -> str:
-    """The Grad-CAM overlays of a saved prediction (a follow-up: classification never waits, so
-    the images waiting in the queue are classified first, and again before each member's map)."""
+    """The Grad-CAM overlays of a saved prediction (a follow-up: the images waiting in the queue
+    are classified first, and again between the members' maps, with the engine already loaded:
+    classification waits at most one member's map)."""
     classify_waiting = partial(services.images_classify_waiting, task_id=self.request.id)
     classify_waiting()
-    status = services.prediction_explain(prediction_id=prediction_id, between=classify_waiting)
+    status = services.prediction_explain(
+        prediction_id=prediction_id, between=partial(classify_waiting, load=False)
+    )
     logger.info("prediction %s: Grad-CAM %s", prediction_id, status)
     return status
 

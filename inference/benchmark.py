@@ -286,9 +286,9 @@ def cold_start(version_number: int, *, command=None, timeout_s: float = 600.0) -
 
 def cold_starts(version_number: int, runs: int, *, command=None) -> dict:
     """``cold_start`` ``runs`` times, one after the other: the median run's figures, with every
-    run's ``cold_start_runs_s`` and the largest peak (``rss_mb``). A shared 2-core machine moves
-    a single start by seconds from one run to the next (15.8 s and 17.4 s for the same version
-    in two runs of ``bench_inference``, the load alone 5.9 s and 8.2 s)."""
+    run's ``cold_start_runs_s`` and the largest peak (``rss_mb``). With an even ``runs``, the
+    faster of the two middle runs. One start alone can mislead on a shared machine; three on
+    machine D (README, Performance) took 13.9, 13.9 and 14.2 s."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
     results = sorted(

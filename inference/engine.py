@@ -304,8 +304,11 @@ _lock = threading.Lock()
 _engine: EnsembleEngine | None = None
 
 
-def get_engine() -> EnsembleEngine | None:
+def get_engine(*, load: bool = True) -> EnsembleEngine | None:
     """The engine of the active version, loaded once per process; None when none is active.
+
+    ``load=False`` never loads: the loaded engine if it is the active version's, else None (for
+    work that must not stall on a version switch, or hold two ensembles while it loads).
 
     Each call reads the active version's id (one small query). When it changed, the new version
     is loaded (thread-safe; other threads wait for the load) unless its content (artifacts'
@@ -324,6 +327,8 @@ def get_engine() -> EnsembleEngine | None:
         return None
     if current is not None and current.version.pk == active_pk:
         return current
+    if not load:
+        return None
     with _lock:
         current = _engine
         if current is not None and current.version.pk == active_pk:

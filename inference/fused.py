@@ -116,10 +116,11 @@ def serving_function(fused: keras.Model, input_size: int):
     import tensorflow as tf
 
     # TensorFlow's graph remapper (a grappler pass fusing e.g. convolution, bias and add) fails
-    # on the folded NASNetLarge graph ("remapper failed: ... Mutation::Apply error", logged at
-    # ERROR level at every start, the pass then dropped for the whole graph). It buys nothing
-    # here: on 2 cores (a one-off script) the v1 serving model ran 4.95 images/s at batch 16
-    # without it and 4.99 with the failed pass, the member path 4.39 without it. Turned off
+    # on the folded graph (at NASNetLarge's layers; on machine D at Xception's too: "remapper
+    # failed: ... Mutation::Apply error", logged at ERROR level at every start, the pass then
+    # dropped for the whole graph). It buys nothing here: on 2 cores (one-off scripts) the v1
+    # serving model ran 4.95 images/s at batch 16 without it and 4.99 with the failed pass on
+    # machine C, 5.52 and 5.54 on D; the member path 4.39 without it on C. Turned off
     # for the whole process (evaluation in a training process included: nothing trains after
     # it there), so that the worker's log carries no false alarm.
     tf.config.optimizer.set_experimental_options({"remapping": False})

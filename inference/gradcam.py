@@ -91,7 +91,7 @@ class GradCam:
     ) -> SaliencyMaps:
         """The maps for ``class_name`` of one prepared image (S, S, 3) at the version's size.
 
-        ``between`` is called before each member's map: a worker passes what must not wait for
+        ``between`` is called between two members' maps: a worker passes what must not wait for
         the whole map (classifying the images queued meanwhile)."""
         size = self.engine.input_size
         index = self.engine.class_names.index(class_name)
@@ -103,7 +103,7 @@ class GradCam:
             self._resize,
             strict=True,
         ):
-            if between is not None:
+            if between is not None and members:
                 between()
             x = np.asarray(image, np.float32)
             if resize is not None:

@@ -43,7 +43,7 @@ def load_member_file(path: Path):
             return keras.saving.load_model(folder, compile=False)
 
 
-_PATCH_LOCK = threading.Lock()
+_PATCH_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -55,28 +55,34 @@ def zero_initial_values():
     left alone, and the initializers kept in the model's config are unchanged.
 
     Keras has no public switch for this; the one private method it replaces is looked up, and
-    without it (another Keras) the load simply runs as before.
+    without it (another Keras) the load simply runs as before. The replacement holds for the
+    whole process while it lasts: loads take turns (a lock), and nothing else may build models
+    meanwhile (the worker, training and the commands build nothing while they load).
     """
     import keras
     from keras.src.backend import Variable
 
-    original = getattr(Variable, "_initialize_with_initializer", None)
-    if original is None:
-        yield
-        return
-    zeros = keras.initializers.Zeros()
-
-    def from_zeros(variable, initializer):
-        if isinstance(initializer, keras.initializers.Initializer):
-            initializer = zeros
-        return original(variable, initializer)
-
     with _PATCH_LOCK:
+        original = getattr(Variable, "_initialize_with_initializer", None)
+        if original is None:
+            yield
+            return
+        own = "_initialize_with_initializer" in Variable.__dict__
+        zeros = keras.initializers.Zeros()
+
+        def from_zeros(variable, initializer):
+            if isinstance(initializer, keras.initializers.Initializer):
+                initializer = zeros
+            return original(variable, initializer)
+
         Variable._initialize_with_initializer = from_zeros
         try:
             yield
         finally:
-            Variable._initialize_with_initializer = original
+            if own:
+                Variable._initialize_with_initializer = original
+            else:  # inherited: remove ours, do not leave a copy in the subclass
+                del Variable._initialize_with_initializer
 
 
 def check_member(model, member: dict, class_names: list[str], owner: str = "") -> None:

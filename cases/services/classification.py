@@ -59,25 +59,35 @@ def image_classify(*, image_id: int, task_id: str) -> Classified:
     return _run(batch, task_id, engine, own=image_id).get(image_id, own)
 
 
-# A follow-up task classifies at most this many batches of waiting images per call: enough for
-# a large case (16 x LP_CLASSIFY_BATCH_MAX images), and a bound well inside the task time limit.
+# A follow-up task classifies at most this many batches of waiting images per call, and starts
+# no new batch after WAITING_SECONDS_MAX: a Grad-CAM task calls it once before its maps and once
+# between members (six calls for five members), so it stays well inside the task's soft time
+# limit (CELERY_TASK_SOFT_TIME_LIMIT, 540 s by default) on a slow machine too.
 WAITING_BATCHES_MAX = 16
+WAITING_SECONDS_MAX = 60.0
 
 
-def images_classify_waiting(*, task_id: str, batches: int = WAITING_BATCHES_MAX) -> int:
-    """Classify the images waiting in the queue, batch after batch until none waits (at most
-    ``batches``), for a task that came for other work: a Grad-CAM follow-up runs this before
-    its maps and between their members, so neither a case nor a lone urgent image waits behind
-    heat maps. How many it classified. Never raises: the images' own tasks remain."""
+def images_classify_waiting(
+    *, task_id: str, batches: int = WAITING_BATCHES_MAX, load: bool = True
+) -> int:
+    """Classify the images waiting in the queue, batch after batch until none waits (bounded
+    above), for a task that came for other work: a Grad-CAM follow-up runs this before its maps
+    and between their members, so neither a case nor a lone urgent image waits behind heat maps
+    for more than one member's map. How many it classified. ``load=False`` classifies only with
+    the engine already loaded for the active version (between maps: never a version switch's
+    load in the middle of a map). Never raises but for the soft time limit: the images' own
+    tasks remain."""
     from inference.engine import get_engine
 
-    done = 0
+    done, deadline = 0, time.monotonic() + WAITING_SECONDS_MAX
     try:
-        engine = get_engine()
+        engine = get_engine(load=load)
         if engine is None:
             return 0
         attempts.release_leftovers(task_id, own=None)
         for _ in range(batches):
+            if time.monotonic() > deadline:
+                break
             batch = attempts.claim_companions(
                 task_id, engine.version, limit=settings.LP_CLASSIFY_BATCH_MAX, beside=None
             )
@@ -85,6 +95,8 @@ def images_classify_waiting(*, task_id: str, batches: int = WAITING_BATCHES_MAX)
                 break
             _run(batch, task_id, engine, own=None)
             done += len(batch)
+    except SoftTimeLimitExceeded:
+        raise
     except Exception:  # noqa: BLE001 - the images' own tasks classify them anyway
         logger.exception("task %s: could not classify the waiting images first", task_id)
     return done

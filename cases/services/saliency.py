@@ -1,7 +1,8 @@
 """Grad-CAM overlays of a saved prediction: the follow-up task after classification.
 
-Classification never waits for this: ``saliency_enqueue`` is called once the prediction's
-transaction commits, and the task runs after the images queued before it. Idempotent: a
+Classification waits for this at most one member's map: ``saliency_enqueue`` is called once
+the prediction's transaction commits, the task runs after the images queued before it, and it
+classifies what waits before its maps and between the members' maps (``cases.tasks``). Idempotent: a
 prediction whose maps are stored is left alone, and two deliveries cannot both store maps (the
 row is locked while the maps are written). Every outcome is a state on the prediction that the
 image page shows: ``done``, ``failed`` with the reason, or ``unavailable`` (the version is no
@@ -42,7 +43,7 @@ def saliency_enqueue(prediction_id: int) -> None:
 
 def prediction_explain(*, prediction_id: int, between: Callable[[], object] | None = None) -> str:
     """Compute and store the Grad-CAM overlays of one prediction; the resulting status.
-    ``between`` runs before each member's map (``GradCam.maps``)."""
+    ``between`` runs between two members' maps (``GradCam.maps``)."""
     from inference.engine import get_engine
 
     prediction = (

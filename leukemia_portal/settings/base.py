@@ -246,8 +246,9 @@ LP_SALIENCY = env.bool("LP_SALIENCY", default=True)
 LP_CLASSIFY_MAX_ATTEMPTS = env.int("LP_CLASSIFY_MAX_ATTEMPTS", default=5)
 # A classification task takes up to this many waiting images into one engine call
 # (micro-batching, ``cases.services.classification``); 1 classifies one image per task. A single
-# image uploaded during a case waits for the batch running and then its own: 6 kept that under
-# 3 s (p95) with v1 on 2 cores where 8 did not (``bench_case``; README, Performance).
+# image uploaded during a case waits for the batch running and then its own: with v1's recipe on
+# a 2-core machine, 6 kept that at 2.6 s (p95) on both set-ups, 8 gave 3.1 s on the default one
+# (``bench_case``; README, Performance).
 LP_CLASSIFY_BATCH_MAX = env.int("LP_CLASSIFY_BATCH_MAX", default=6)
 if LP_CLASSIFY_BATCH_MAX < 1:
     raise ImproperlyConfigured("LP_CLASSIFY_BATCH_MAX must be at least 1")

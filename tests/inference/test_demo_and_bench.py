@@ -118,7 +118,7 @@ def test_cold_start_times_a_fresh_process_to_its_first_result(light_version):
 
 
 def test_repeated_cold_starts_report_the_median_run_and_the_largest_peak(tmp_path):
-    """Three fake children that answer after 0.3, 0.1 and 0.2 s with peaks 300, 100, 200 MB."""
+    """Three fake children that answer after 1.6, 0.2 and 0.9 s with peaks 300, 100, 200 MB."""
     counter = tmp_path / "runs"
     child = tmp_path / "child.py"
     child.write_text(
@@ -126,7 +126,7 @@ def test_repeated_cold_starts_report_the_median_run_and_the_largest_peak(tmp_pat
         f"p = pathlib.Path({str(counter)!r})\n"
         "n = int(p.read_text()) if p.exists() else 0\n"
         "p.write_text(str(n + 1))\n"
-        "delay, peak = [(0.3, 300), (0.1, 100), (0.2, 200)][n]\n"
+        "delay, peak = [(1.6, 300), (0.2, 100), (0.9, 200)][n]\n"
         "time.sleep(delay)\n"
         f"print({COLD_START_MARK!r} + json.dumps("
         "{'load_s': delay, 'rss_mb': peak, 'breakdown': {}}))\n"
@@ -135,7 +135,7 @@ def test_repeated_cold_starts_report_the_median_run_and_the_largest_peak(tmp_pat
     runs = figures["cold_start_runs_s"]
     assert runs == sorted(runs) and len(runs) == 3
     assert figures["cold_start_s"] == runs[1]
-    assert figures["load_s"] == 0.2  # the median run's own figures
+    assert figures["load_s"] == 0.9  # the median run's own figures
     assert figures["rss_mb"] == 300  # the largest peak of all runs
     with pytest.raises(ValueError):
         cold_starts(7, 0)

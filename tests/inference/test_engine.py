@@ -123,8 +123,11 @@ def test_get_engine_follows_activation(demo_version, demo_ensemble_files, keep_e
         notes="test",
         activate=True,
     )
+    # Without loading: nothing, while the loaded engine is another version's.
+    assert engine_mod.get_engine(load=False) is None
     second = engine_mod.get_engine()
     assert second is not first
+    assert engine_mod.get_engine(load=False) is second
     assert second.version == small and second.member_names == ["MobileNetV2"]
     assert len(second.classify([image_bytes(seed=3)])[0].members) == 1
 

@@ -53,3 +53,9 @@ def test_inside_the_load_keras_initializers_give_zeros_and_nothing_else_changes(
     assert seed_state.any(), "a seed generator's state must keep its seed"
     assert config["kernel_initializer"]["class_name"] == "HeNormal"
     assert dense_kernel().any(), "outside the load, initializers are back"
+    from keras.src.backend import Variable
+
+    assert "_initialize_with_initializer" not in Variable.__dict__  # the inherited one, as before
+    with pytest.raises(RuntimeError), zero_initial_values():
+        raise RuntimeError("a load that fails")
+    assert dense_kernel().any(), "a failed load puts the initializers back too"

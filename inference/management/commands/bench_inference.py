@@ -53,7 +53,7 @@ class Command(VersionCommand):
         cold = {}
         if not options["no_cold_start"]:
             # First, while this process holds no model and the machine has not just run minutes
-            # of the benchmark below: right after it, the same starts took 1-3 s longer here.
+            # of the benchmark below: right after it, the same starts took 2-5 s longer on D.
             say(f"Timing {options['cold_starts']} fresh processes to their first result...")
             cold = benchmark.cold_starts(row.version, options["cold_starts"])
         from inference.engine import EnsembleEngine

@@ -53,7 +53,7 @@ def test_an_image_queued_while_the_maps_are_drawn_is_classified_before_the_next_
     prediction, demo_version, hematologist
 ):
     """The worker draws one map per member; what is queued meanwhile waits one member's map,
-    not the whole image's (``explain_prediction`` passes the classification as ``between``)."""
+    not the whole image's: ``between`` runs between two members' maps."""
     patient = prediction.image.specimen.patient
     queued = services.smear_image_upload(
         specimen=default_specimen(patient), file=upload(seed=12), uploaded_by=hematologist
@@ -64,9 +64,36 @@ def test_an_image_queued_while_the_maps_are_drawn_is_classified_before_the_next_
         classified.append(services.images_classify_waiting(task_id="maps-1"))
 
     assert services.prediction_explain(prediction_id=prediction.pk, between=between) == "done"
-    assert classified == [1] + [0] * (len(demo_version.member_names) - 1)
+    assert classified == [1] + [0] * (len(demo_version.member_names) - 2)
     queued.refresh_from_db()
     assert queued.status == "done"
+
+
+def test_the_task_classifies_what_waits_between_the_maps_with_the_loaded_engine(
+    prediction, hematologist, monkeypatch
+):
+    """``explain_prediction`` passes the waiting classification as ``between``, and it never
+    loads a version (here: none is loaded for the active one, so it classifies nothing)."""
+    from cases.tasks import explain_prediction
+    from inference import engine as engine_mod
+
+    patient = prediction.image.specimen.patient
+    seen = {}
+
+    def explain(*, prediction_id, between=None):
+        queued = services.smear_image_upload(
+            specimen=default_specimen(patient), file=upload(seed=13), uploaded_by=hematologist
+        )
+        seen["classified"] = between()
+        engine_mod.reset_engine_cache()  # as if the worker held another version's engine
+        seen["without_engine"] = between()
+        queued.refresh_from_db()
+        seen["status"] = queued.status
+        return "done"
+
+    monkeypatch.setattr(services, "prediction_explain", explain)
+    explain_prediction.apply(args=[prediction.pk])
+    assert seen == {"classified": 1, "without_engine": 0, "status": "done"}
 
 
 def test_the_image_page_shows_the_maps_to_the_lab_only(
