@@ -304,6 +304,23 @@ _lock = threading.Lock()
 _engine: EnsembleEngine | None = None
 
 
+# Called (no arguments) when the loaded engine is dropped, before its models are freed: whoever
+# keeps objects built on those models (the worker's Grad-CAM cache, ``cases.services.saliency``)
+# lets go of them here, so that a version switch holds one ensemble in memory, not two.
+_release_hooks: list = []
+
+
+def on_release(hook) -> None:
+    """Call ``hook()`` whenever the loaded engine is dropped (a version switch, a reset)."""
+    if hook not in _release_hooks:
+        _release_hooks.append(hook)
+
+
+def _release() -> None:
+    for hook in list(_release_hooks):
+        hook()
+
+
 def get_engine(*, load: bool = True) -> EnsembleEngine | None:
     """The engine of the active version, loaded once per process; None when none is active.
 
@@ -353,6 +370,7 @@ def get_engine(*, load: bool = True) -> EnsembleEngine | None:
             # Free the old models before loading the new ones (peak memory: one ensemble).
             logger.info("active version changed from %s to %s: reloading", current.version, version)
             _engine = None
+            _release()
             del current
             gc.collect()
         engine = EnsembleEngine.from_version(version)
@@ -377,4 +395,5 @@ def reset_engine_cache() -> None:
     global _engine
     with _lock:
         _engine = None
+        _release()
     gc.collect()

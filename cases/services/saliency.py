@@ -91,8 +91,10 @@ _EXPLAINERS: dict[int, object] = {}
 
 def _explainer(engine):
     """One ``GradCam`` per loaded engine (its gradient functions are built once)."""
+    from inference.engine import on_release
     from inference.gradcam import GradCam
 
+    on_release(_EXPLAINERS.clear)  # a version switch frees these models with the engine's
     key = id(engine.fused_model)
     if key not in _EXPLAINERS:
         _EXPLAINERS.clear()

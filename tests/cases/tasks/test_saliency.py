@@ -135,3 +135,20 @@ def test_the_sweep_gives_up_on_maps_that_never_came_and_a_late_task_still_stores
     prediction.refresh_from_db()
     assert prediction.saliency_status == "failed" and "was lost" in prediction.saliency_error
     assert services.prediction_explain(prediction_id=prediction.pk) == "done"
+
+
+def test_a_version_switch_lets_go_of_the_grad_cam_models_with_the_engine(prediction, request):
+    """The worker's Grad-CAM cache holds models built on the engine's members: a version switch
+    drops it before loading the new version, so one ensemble is in memory, not two."""
+    from cases.services import saliency
+    from inference import engine as engine_mod
+
+    assert services.prediction_explain(prediction_id=prediction.pk) == "done"
+    assert saliency._EXPLAINERS
+    saved = engine_mod._engine  # restored afterwards: spares later tests a reload
+    try:
+        request.getfixturevalue("light_version")  # activates a one-member version
+        assert engine_mod.get_engine().member_names == ["MobileNetV2"]
+        assert not saliency._EXPLAINERS
+    finally:
+        engine_mod._engine = saved
