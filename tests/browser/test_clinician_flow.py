@@ -15,6 +15,7 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -102,22 +103,39 @@ def _download_signed_pdf(browser, folder: Path) -> None:
     assert done[0].name == stored.filename
 
 
+def _click_to_next_page(browser, by, value):
+    """Click what loads another page, and return once that page has loaded.
+
+    Every wait after a navigation must start on the new page: an element of the old one, read
+    while Chromium replaces the document, fails with "Node with given id does not belong to the
+    document", a WebDriverException that WebDriverWait does not ignore (CI saw it once when
+    the old page's "signed out" message was read as the amended page arrived).
+    """
+    browser.execute_script("window.__lpLeaving = true;")
+    browser.find_element(by, value).click()
+    WebDriverWait(browser, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__lpLeaving !== true && document.readyState === 'complete';"
+        ),
+        message=f"clicking {value!r} did not load a page",
+    )
+
+
 def _log_in(browser, live_server, username, password):
-    wait = WebDriverWait(browser, 20)
     browser.get(live_server.url + reverse("login"))
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Patients"))
+    _submit(browser)
+    assert "Patients" in browser.find_element(By.TAG_NAME, "h1").text
 
 
 def _log_out(browser):
-    browser.find_element(By.CSS_SELECTOR, ".logout-form button").click()
-    WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.NAME, "username")))
+    _click_to_next_page(browser, By.CSS_SELECTOR, ".logout-form button")
+    assert browser.find_elements(By.NAME, "username")
 
 
 def _submit(browser, selector="main form button[type=submit]"):
-    browser.find_element(By.CSS_SELECTOR, selector).click()
+    _click_to_next_page(browser, By.CSS_SELECTOR, selector)
 
 
 def _keys(browser, *keys):
@@ -147,7 +165,7 @@ def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
     # --- The technologist: patient, specimen, three images -------------------------------
     _log_in(browser, live_server, "tech_tom", "pw-tom-123456")
     assert banner in browser.find_element(By.CSS_SELECTOR, ".research-banner").text
-    browser.find_element(By.LINK_TEXT, "New patient").click()
+    _click_to_next_page(browser, By.LINK_TEXT, "New patient")
     wait.until(ec.presence_of_element_located((By.NAME, "record_number")))
     browser.find_element(By.NAME, "record_number").send_keys("MRN-BROWSER-1")
     browser.find_element(By.NAME, "display_label").send_keys("Patient Z-1")
@@ -181,7 +199,7 @@ def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
     _save_full_page(browser, "browser-specimen-classified.png")
 
     # One image page: the full result, DEMO warning, votes and bars.
-    browser.find_element(By.CSS_SELECTOR, ".image-table a.row-link").click()
+    _click_to_next_page(browser, By.CSS_SELECTOR, ".image-table a.row-link")
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Image #"))
     result = browser.find_element(By.CSS_SELECTOR, "[data-result] .result-card")
     assert "DEMO model — predictions are not meaningful." in result.text
@@ -200,7 +218,7 @@ def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
     _log_in(browser, live_server, "dr_ada", "pw-ada-123456")
     awaiting = browser.find_element(By.CSS_SELECTOR, "[data-review-awaiting]")
     assert awaiting.text == "3"
-    browser.find_element(By.ID, "nav-review").click()
+    _click_to_next_page(browser, By.ID, "nav-review")
     reviewer = wait.until(ec.visibility_of_element_located((By.ID, "reviewer")))
     browser.execute_script("window.__lpSameDocument = true;")
     flagged = browser.execute_script(
@@ -278,8 +296,8 @@ def test_technologist_uploads_and_hematologist_reviews_signs_and_amends(
     _save_full_page(browser, "browser-specimen-signed.png")
 
     # --- The lab's QA page ----------------------------------------------------------------
-    browser.find_element(By.LINK_TEXT, "Labs").click()
-    browser.find_element(By.LINK_TEXT, "Model QA").click()
+    _click_to_next_page(browser, By.LINK_TEXT, "Labs")
+    _click_to_next_page(browser, By.LINK_TEXT, "Model QA")
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Model QA"))
     assert "1 of 2 reviewed images" in browser.page_source
     _save_full_page(browser, "browser-lab-qa.png")
