@@ -18,15 +18,19 @@ from tests.images import upload
 pytestmark = pytest.mark.slow
 
 
+def _upload(patient, user, seed: int):
+    return services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=seed), uploaded_by=user
+    )
+
+
 @pytest.fixture
 def prediction(demo_version, hematologist, settings):
     settings.LP_SALIENCY = True  # off by default in the test settings
     patient = services.patient_create(
         lab=home_lab(hematologist), created_by=hematologist, record_number="G-1", display_label="G"
     )
-    image = services.smear_image_upload(
-        specimen=default_specimen(patient), file=upload(seed=11), uploaded_by=hematologist
-    )
+    image = _upload(patient, hematologist, seed=11)
     services.image_classify(image_id=image.pk, task_id=str(uuid.uuid4()))
     return Prediction.objects.get(image=image)
 
@@ -55,9 +59,7 @@ def test_an_image_queued_while_the_maps_are_drawn_is_classified_before_the_next_
     """The worker draws one map per member; what is queued meanwhile waits one member's map,
     not the whole image's: ``between`` runs between two members' maps."""
     patient = prediction.image.specimen.patient
-    queued = services.smear_image_upload(
-        specimen=default_specimen(patient), file=upload(seed=12), uploaded_by=hematologist
-    )
+    queued = _upload(patient, hematologist, seed=12)
     classified = []
 
     def between():
@@ -81,9 +83,7 @@ def test_the_task_classifies_what_waits_between_the_maps_with_the_loaded_engine(
     seen = {}
 
     def explain(*, prediction_id, between=None):
-        queued = services.smear_image_upload(
-            specimen=default_specimen(patient), file=upload(seed=13), uploaded_by=hematologist
-        )
+        queued = _upload(patient, hematologist, seed=13)
         seen["classified"] = between()
         engine_mod.reset_engine_cache()  # as if the worker held another version's engine
         seen["without_engine"] = between()
