@@ -105,6 +105,21 @@ def test_history_lists_every_version_and_offers_the_active_one(
     assert "Classify with the active model" in page
 
 
+def test_the_history_withholds_the_label_of_a_result_outside_the_domain(
+    clinician_client, image, make_version, make_prediction
+):
+    """The result card withheld the members' Pro; the history table beneath showed it plainly."""
+    from cases.models import Prediction
+
+    p = make_prediction(image, version=make_version(1), member_labels=["Pro"] * 5)
+    Prediction.objects.filter(pk=p.pk).update(out_of_domain=True, ood_score=3.0)
+
+    history = _page(clinician_client, image).split('id="history-title"')[1].split("</section>")[0]
+
+    assert "Outside domain" in history
+    assert ">Pro<" not in history and "5/5" not in history
+
+
 def test_the_page_names_the_uploaded_format_and_the_stored_one(clinician_client, image):
     """A JPEG upload is stored as a lossless PNG of its pixels: the page says both, so a
     technologist looking for the JPEG they sent does not read "PNG" as a mix-up."""
