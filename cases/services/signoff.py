@@ -108,10 +108,7 @@ def _refusal(specimen, user, interpretation, *, amending, reason) -> SignOffRefu
         status__in=(SmearImage.Status.QUEUED, SmearImage.Status.PROCESSING)
     ).count()
     if busy:
-        return SignOffRefused(
-            f"{busy} image(s) are still being classified; sign out once they are finished "
-            "(or failed), so the signed case does not change under the signature."
-        )
+        return SignOffRefused(_busy_reason(specimen, busy))
     if outstanding:
         return SignOffRefused(
             f"{len(outstanding)} image(s) still need a verdict or an exclusion: "
@@ -120,6 +117,23 @@ def _refusal(specimen, user, interpretation, *, amending, reason) -> SignOffRefu
             + "."
         )
     return None
+
+
+def _busy_reason(specimen, busy: int) -> str:
+    """Why images still being classified block the sign-off, and what to do about it."""
+    from inference.artifacts import get_active_version
+
+    waiting = not specimen.images.filter(status=SmearImage.Status.PROCESSING).exists()
+    if waiting and get_active_version() is None:
+        return (
+            f"{busy} image(s) wait for a model version to be activated (none is active now), "
+            "excluded or not: ask an administrator to activate one, and sign out once they "
+            "are classified, so the signed case does not change under the signature."
+        )
+    return (
+        f"{busy} image(s) are still being classified; sign out once they are finished "
+        "(or failed), so the signed case does not change under the signature."
+    )
 
 
 def _record(specimen, user, interpretation, comment, reason, address) -> SignOff:

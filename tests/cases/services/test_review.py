@@ -279,12 +279,23 @@ def test_a_signed_specimen_is_read_only_until_amended(patient, clinician, specim
     assert event.extra_data["new"]["amendment_reason"] == "flow cytometry showed pre-B"
 
 
-def test_no_sign_off_while_an_image_is_being_classified(patient, clinician, specimen):
+@pytest.mark.parametrize(
+    ("active", "why"),
+    [
+        (True, "still being classified"),
+        # None active: nothing will finish until an administrator activates one; the old
+        # message asked the hematologist to wait for a classification that was not coming.
+        (False, "wait for a model version to be activated .none is active now.*administrator"),
+    ],
+)
+def test_no_sign_off_while_an_image_is_being_classified(patient, clinician, specimen, active, why):
     done = classified(patient, clinician, ["Pro"] * 5, seed=522)
     queued = make_image(patient, clinician, seed=523)
     services.verdict_record(image=done, user=clinician, kind="confirm")
     services.verdict_record(image=queued, user=clinician, kind="excluded", reason="duplicate")
-    with pytest.raises(services.SignOffRefused, match="still being classified"):
+    if active:
+        make_model_version(status="active")
+    with pytest.raises(services.SignOffRefused, match=why):
         services.specimen_sign_out(specimen=specimen, user=clinician, interpretation="Pro")
 
 
