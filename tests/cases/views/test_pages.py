@@ -169,3 +169,12 @@ def test_action_urls_only_lead_back_on_get(clinician_client, image, name):
     response = clinician_client.get(reverse(f"cases:{name}", args=[image.pk]))
     assert response.status_code == 302
     assert response["Location"] == reverse("cases:image-detail", args=[image.pk])
+
+
+def test_a_bad_request_is_not_titled_as_a_permission_refusal(clinician_client, clinician):
+    """A CSV date range with 'from' after 'to' answered a page headed "Not allowed"."""
+    url = reverse("cases:lab-images-csv", args=[home_lab(clinician).pk])
+    response = clinician_client.get(url, {"from": "2026-02-01", "to": "2026-01-01"})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "<h1>Check the request</h1>" in page and "Not allowed" not in page
