@@ -137,6 +137,8 @@ class VerdictForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000)
     na_reason = forms.CharField(required=False, max_length=32)
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea({"rows": 2}))
+    # The result the page showed: a newer one refuses the verdict (services.verdict_record).
+    prediction = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         from .models import Verdict
@@ -147,6 +149,7 @@ class VerdictForm(forms.Form):
     def clean(self):
         data = super().clean()
         na_reason = data.pop("na_reason", "")
+        data["seen_prediction_id"] = data.pop("prediction", None)
         if data.get("kind") == "not_assessable":
             data["reason"] = na_reason
         return data

@@ -14,7 +14,7 @@ from ..models import AuditEvent, Membership, Verdict
 from ..roles import Capability, require
 from ..selectors.qa import lab_concordance
 from ..selectors.review import review_queue
-from .common import FORBIDDEN, NOT_FOUND, VALIDATION_ERROR, ServiceErrorsMixin
+from .common import FORBIDDEN, NOT_FOUND, REFUSED, VALIDATION_ERROR, ServiceErrorsMixin
 
 EventType = AuditEvent.EventType
 QUEUE_LIMIT = 500
@@ -169,6 +169,13 @@ class ImageVerdictCreateApi(ServiceErrorsMixin, APIView):
             + ".",
         )
         comment = serializers.CharField(required=False, allow_blank=True, default="")
+        prediction = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="The id of the result the reviewer judged (the queue's `prediction.id`). "
+            "When the image has a newer result, nothing is recorded (409).",
+        )
 
         class Meta:
             ref_name = "VerdictInput"
@@ -179,13 +186,14 @@ class ImageVerdictCreateApi(ServiceErrorsMixin, APIView):
         description="Confirm the model's label, reclassify (a reason is required), mark not "
         "assessable, or exclude from the case. A new verdict supersedes the earlier one, "
         "which stays. A technologist or hematologist of the lab; not once the specimen is "
-        "signed out (400).",
+        "signed out (400), nor on a result that is no longer the image's latest (409).",
         request=InputSerializer,
         responses={
             201: VerdictOutputSerializer,
             400: VALIDATION_ERROR,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            409: REFUSED,
         },
     )
     def post(self, request, pk):
@@ -193,11 +201,13 @@ class ImageVerdictCreateApi(ServiceErrorsMixin, APIView):
         require(request.user, image.patient.lab_id, Capability.VERIFY)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
         verdict = services.verdict_record(
             image=image,
             user=request.user,
             address=services.request_address(request),
-            **serializer.validated_data,
+            seen_prediction_id=data.pop("prediction"),
+            **data,
         )
         return Response(VerdictOutputSerializer(verdict).data, status=status.HTTP_201_CREATED)
 

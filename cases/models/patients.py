@@ -61,6 +61,9 @@ class Specimen(models.Model):
         SIGNED_OUT = "signed_out", "Signed out"
         AMENDED = "amended", "Signed out (amended)"
 
+    # The statuses under a signature: nothing about the specimen's images may change.
+    SIGNED = (Status.SIGNED_OUT, Status.AMENDED)
+
     class Type(models.TextChoices):
         PERIPHERAL_BLOOD = "peripheral_blood", "Peripheral blood smear"
         BONE_MARROW = "bone_marrow", "Bone-marrow aspirate smear"
@@ -98,4 +101,4 @@ class Specimen(models.Model):
 
     @property
     def is_signed(self) -> bool:
-        return self.status in (self.Status.SIGNED_OUT, self.Status.AMENDED)
+        return self.status in self.SIGNED

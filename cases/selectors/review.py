@@ -28,7 +28,7 @@ def review_queue(*, user, reason: str = "", specimen_id: int | None = None) -> Q
     qs = (
         image_list(user=user)
         .filter(status__in=(Status.DONE, Status.FAILED))
-        .exclude(specimen__status__in=(Specimen.Status.SIGNED_OUT, Specimen.Status.AMENDED))
+        .exclude(specimen__status__in=Specimen.SIGNED)
         .annotate(has_verdict=_has_verdict(), flagged=_has_flag())
         .filter(has_verdict=False)
     )

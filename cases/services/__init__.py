@@ -38,6 +38,7 @@ from .lifecycle import (
     image_requeue,
     image_retry,
     image_transition,
+    reclassify_refusal,
     recovered_within,
     retry_refusal,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "patient_create",
     "patient_update",
     "prediction_record",
+    "reclassify_refusal",
     "recovered_within",
     "request_address",
     "retry_refusal",

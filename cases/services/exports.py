@@ -95,9 +95,7 @@ def reviewed_export(
 def _current_verified(lab, *, signed_only: bool):
     qs = current_verdicts(lab=lab).select_related("image").order_by("image_id")
     if signed_only:
-        qs = qs.filter(
-            image__specimen__status__in=(Specimen.Status.SIGNED_OUT, Specimen.Status.AMENDED)
-        )
+        qs = qs.filter(image__specimen__status__in=Specimen.SIGNED)
     return qs.iterator(chunk_size=500)
 
 

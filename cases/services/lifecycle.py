@@ -34,6 +34,7 @@ from ..models import AuditEvent, SmearImage
 from ..roles import Capability, require
 from .audit import audit_event_create
 from .flags import flags_refresh
+from .specimens import lock_specimen
 
 logger = logging.getLogger(__name__)
 
@@ -284,15 +285,9 @@ def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
     with transaction.atomic():
         image = _lock_for_person(image_id, user)
         active = get_active_version()
-        if active is None:
-            raise ActionRefused("No model version is active, so the image cannot be classified.")
-        if image.status != Status.DONE:
-            raise ActionRefused(
-                "Only a classified image can be classified again; this one is "
-                f"{image.get_status_display().lower()}."
-            )
-        if image.predictions.filter(model_version=active).exists():
-            raise ActionRefused(f"This image is already classified by model {active.label}.")
+        refusal = reclassify_refusal(image, active)
+        if refusal is not None:
+            raise ActionRefused(refusal)
         result = _requeue(
             image, user=user, address=address, reason=f"to be classified by {active.label}"
         )
@@ -301,7 +296,41 @@ def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
         )
 
 
+def reclassify_refusal(image: SmearImage, active) -> str | None:
+    """Why "classify again" with the ``active`` version may not run on this image now; ``None``
+    when it may. A verified image is not classified again: its verdict judged the result it
+    has, and a new one would stand beside that verdict unreviewed, the case summary and the
+    reports comparing the verdict with a label nobody looked at."""
+    from ..models import Verdict
+
+    if active is None:
+        return "No model version is active, so the image cannot be classified."
+    if image.status != Status.DONE:
+        return (
+            "Only a classified image can be classified again; this one is "
+            f"{image.get_status_display().lower()}."
+        )
+    if image.predictions.filter(model_version=active).exists():
+        return f"This image is already classified by model {active.label}."
+    verdict = image.current_verdict
+    if verdict is not None and verdict.kind in (Verdict.Kind.CONFIRM, Verdict.Kind.RECLASSIFY):
+        return (
+            f"This image is verified ({verdict.label}): the verdict stands as its result, and "
+            "it is not classified again."
+        )
+    return None
+
+
 def _lock_for_person(image_id: int, user) -> SmearImage:
+    """The image, locked after its specimen: a sign-off (which holds the specimen's lock while
+    it renders the report) and a person's retry run one after the other, so an image is never
+    queued again under a signature. Specimen before image, as verdicts and sign-off lock."""
+    specimen_id = (
+        SmearImage.objects.filter(pk=image_id).values_list("specimen_id", flat=True).first()
+    )
+    if specimen_id is None:
+        raise ActionRefused("The image does not exist.")
+    specimen = lock_specimen(specimen_id)
     try:
         image = lock_image(image_id)
     except ImageBusy as exc:
@@ -309,7 +338,8 @@ def _lock_for_person(image_id: int, user) -> SmearImage:
     if image is None:
         raise ActionRefused("The image does not exist.")
     require(user, image.patient.lab_id, Capability.REQUEUE)
-    if image.specimen.is_signed:
+    image.specimen = specimen
+    if specimen.is_signed:
         raise ActionRefused(
             f"Specimen {image.specimen.accession_number} is signed out; its images are kept as "
             "they were signed."

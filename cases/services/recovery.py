@@ -14,7 +14,9 @@ and re-checked under the lock, and an image sent twice is classified once.
   task that runs later still stores them.
 - ``failed`` because the model could not be loaded: queued again once the active version's
   artifacts verify, at most once per ``LP_SWEEP_GRACE_S``; each such retry counts against the
-  attempt cap, so a model that verifies but cannot be loaded is not retried for ever.
+  attempt cap, so a model that verifies but cannot be loaded is not retried for ever. Never in
+  a signed-out specimen: a failed image there was excluded or marked not assessable before the
+  signature, and the signed case must not change under it.
 """
 
 import logging
@@ -26,7 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Prediction, SmearImage
+from ..models import Prediction, SmearImage, Specimen
 from .audit import audit_event_create
 from .lifecycle import (
     SEND_GRACE,
@@ -151,7 +153,7 @@ def _retry_model_failures(now, active, report: RecoveryReport) -> None:
         failure_kind=Kind.MODEL,
         attempts__lt=settings.LP_CLASSIFY_MAX_ATTEMPTS,
         updated_at__lt=now - timedelta(seconds=settings.LP_SWEEP_GRACE_S),
-    )
+    ) & ~Q(specimen__status__in=Specimen.SIGNED)
     if not SmearImage.objects.filter(waiting).exists():
         return
     try:

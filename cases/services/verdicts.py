@@ -2,7 +2,9 @@
 
 A verdict is a row of its own and never changes; a new verdict on the same image supersedes the
 earlier one (the latest counts), and both stay. Each writes an audit event. The first verdict of
-a specimen moves it from ``open`` to ``in review``; a signed-out specimen takes none.
+a specimen moves it from ``open`` to ``in review``; a signed-out specimen takes none. A verdict
+judges the result the reviewer saw: given its id, a newer result (the image was classified
+again meanwhile) refuses the verdict instead of putting it on a label the reviewer never saw.
 """
 
 from django.core.exceptions import ValidationError
@@ -11,6 +13,7 @@ from django.db import transaction
 from ..models import AuditEvent, SmearImage, Specimen, Verdict
 from ..roles import Capability, require
 from .audit import audit_event_create
+from .lifecycle import ActionRefused
 from .specimens import SpecimenLocked, lock_specimen, specimen_transition
 
 Kind = Verdict.Kind
@@ -25,10 +28,13 @@ def verdict_record(
     label: str = "",
     reason: str = "",
     comment: str = "",
+    seen_prediction_id: int | None = None,
     address=None,
 ) -> Verdict:
-    """Record ``user``'s verdict on ``image``. Raises ``ValidationError`` with a readable
-    message, or ``roles.RoleRequired``."""
+    """Record ``user``'s verdict on ``image``. ``seen_prediction_id``: the result the page
+    showed (``None``: whatever is latest), which a confirmation or reclassification judges;
+    exclusion and "not assessable" judge the image. Raises ``ValidationError`` with a readable
+    message, ``ActionRefused`` when the result changed since, or ``roles.RoleRequired``."""
     role = require(user, image.patient.lab_id, Capability.VERIFY)
     with transaction.atomic():
         specimen = lock_specimen(image.specimen_id)
@@ -36,6 +42,17 @@ def verdict_record(
             raise SpecimenLocked(specimen, "take new verdicts")
         image = SmearImage.objects.get(pk=image.pk)
         prediction = image.latest_prediction if image.status == SmearImage.Status.DONE else None
+        seen = seen_prediction_id
+        if (
+            kind in NEEDS_PREDICTION
+            and seen is not None
+            and getattr(prediction, "pk", None) != seen
+        ):
+            raise ActionRefused(
+                "The model's result for this image changed after it was shown to you (the "
+                "image was classified again). Nothing was recorded: reload, look at the new "
+                "result, then record your verdict."
+            )
         verdict = Verdict(
             image=image,
             prediction=prediction,

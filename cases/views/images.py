@@ -234,12 +234,7 @@ def image_result_context(request, image: SmearImage) -> dict:
     may_requeue = not image.specimen.is_signed and can(
         request.user, image.patient.lab_id, Capability.REQUEUE
     )
-    can_reclassify = (
-        may_requeue
-        and active is not None
-        and image.status == SmearImage.Status.DONE
-        and not any(p.model_version_id == active.pk for p in history)
-    )
+    can_reclassify = may_requeue and services.reclassify_refusal(image, active) is None
     can_retry = may_requeue and not waiting_for_model and services.retry_refusal(image) is None
     state = "|".join(
         [

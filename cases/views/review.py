@@ -46,9 +46,7 @@ class ReviewQueueView(LoginRequiredMixin, View):
             event_type=EventType.REVIEW_QUEUE_VIEWED,
             extra={"images": [i.pk for i in items], "reason": reason, "specimen": specimen_id},
         )
-        specimens = selectors.specimen_list(user=request.user).exclude(
-            status__in=(Specimen.Status.SIGNED_OUT, Specimen.Status.AMENDED)
-        )
+        specimens = selectors.specimen_list(user=request.user).exclude(status__in=Specimen.SIGNED)
         return render(
             request,
             self.template_name,

@@ -178,6 +178,9 @@ class ImageVerdictView(LoginRequiredMixin, View):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             return redirect("cases:image-detail", pk=image.pk)
+        except services.ActionRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("cases:image-detail", pk=image.pk)
         messages.success(request, f"Verdict recorded: {verdict_text(verdict)}.")
         return redirect("cases:image-detail", pk=image.pk)
 

@@ -145,6 +145,8 @@
     mode = "busy";
     setState("Saving…");
     var url = root.getAttribute("data-verdict-url-template").replace("/0/", "/" + item.id + "/");
+    // The result shown: if the image was classified again meanwhile, the portal refuses (409).
+    body.prediction = item.prediction ? item.prediction.id : null;
     fetch(url, {
       method: "POST",
       credentials: "same-origin",

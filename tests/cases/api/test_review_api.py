@@ -51,6 +51,22 @@ def test_a_verdict_is_recorded_and_a_bad_one_explained(clinician_api, case):
     assert [v["kind"] for v in history] == ["reclassify"]
 
 
+def test_a_verdict_on_a_result_that_is_no_longer_the_latest_records_nothing(clinician_api, case):
+    """The reviewer saw v1's Pro; meanwhile the image was classified again (Benign). Confirming
+    recorded Benign as verified, a label the reviewer never saw."""
+    image = case["calm"]
+    seen = clinician_api.get("/api/v1/review-queue/").json()["results"][1]["prediction"]["id"]
+    make_prediction(image, member_labels=["Benign"] * 5)  # the newer result
+    url = f"/api/v1/images/{image.pk}/verdicts/"
+    stale = clinician_api.post(url, {"kind": "confirm", "prediction": seen}, format="json")
+    assert stale.status_code == 409
+    assert "changed after it was shown to you" in stale.json()["detail"]
+    assert image.verdicts.count() == 0
+    latest = image.latest_prediction.pk
+    fresh = clinician_api.post(url, {"kind": "confirm", "prediction": latest}, format="json")
+    assert (fresh.status_code, fresh.json()["label"]) == (201, "Benign")
+
+
 def test_sign_off_refusals_say_why_and_a_technologist_gets_403(clinician_api, technologist, case):
     specimen = case["specimen"]
     url = f"/api/v1/specimens/{specimen.pk}/sign-off/"

@@ -248,6 +248,83 @@ def test_model_failures_are_retried_by_the_sweep_only_up_to_the_attempt_cap(imag
     assert active.status == "active"
 
 
+def test_a_signed_specimen_keeps_its_failed_images_as_they_were_signed(image, clinician, sent):
+    """An image that failed for the model, excluded and signed out: repairing the model must
+    not classify it under the signature (the sweep did, and the signed case then showed a label
+    and flags its report never had), nor may a person queue it."""
+    make_model_version(status=ModelVersion.Status.ACTIVE)
+    set_state(image, status=Status.FAILED, failure_kind="model", attempts=0)
+    services.verdict_record(image=image, user=clinician, kind="excluded", reason="model down")
+    services.specimen_sign_out(
+        specimen=image.specimen, user=clinician, interpretation="inconclusive"
+    )
+    later = timezone.now() + timedelta(hours=1)
+    with mock.patch("inference.artifacts.verify_artifacts"):  # the model is repaired
+        assert services.images_recover(now=later).model_retried == []
+    with pytest.raises(services.ActionRefused, match="is signed out"):
+        services.image_retry(image_id=image.pk, user=clinician)
+    image.refresh_from_db()
+    assert (image.status, image.attempts) == ("failed", 0)
+    sent.assert_not_called()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_during_a_sign_off_waits_for_it_and_is_then_refused(image, clinician, sent):
+    """Sign-off holds the specimen's lock while it renders the report; a "try again" then must
+    wait and find the specimen signed. It locked only the image and read the specimen's old
+    status, so both committed: an image queued under a signature (PostgreSQL; SQLite runs
+    the two one after the other anyway)."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from cases.services.specimens import lock_specimen
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    set_state(image, status=Status.FAILED, failure_kind="input", attempts=1)
+    services.verdict_record(image=image, user=clinician, kind="excluded", reason="blurred")
+    outcome = {}
+
+    def retry():
+        try:
+            services.image_retry(image_id=image.pk, user=clinician)
+            outcome["result"] = "queued"
+        except services.ActionRefused as exc:
+            outcome["result"] = str(exc)
+        finally:
+            connections.close_all()
+
+    person = threading.Thread(target=retry)
+    with transaction.atomic():
+        lock_specimen(image.specimen_id)  # the sign-off's lock, as it renders
+        person.start()
+        person.join(timeout=1.0)
+        assert person.is_alive(), "the retry must wait for the sign-off"
+        services.specimen_sign_out(
+            specimen=image.specimen, user=clinician, interpretation="inconclusive"
+        )
+    person.join(timeout=30)
+    assert "is signed out" in outcome["result"]
+    image.refresh_from_db()
+    assert image.status == "failed"
+    sent.assert_not_called()
+
+
+def test_a_verified_image_is_not_classified_again(image, clinician, sent):
+    """Confirmed Pre on v1's result, then "classify again" with v2: the new result stood beside
+    the verdict unreviewed, and the case summary said the reviewer agreed with v2's label."""
+    make_prediction(image, member_labels=["Pre"] * 5)
+    services.verdict_record(image=image, user=clinician, kind="confirm")
+    make_model_version(status=ModelVersion.Status.ACTIVE)  # a newer version is active
+    assert services.reclassify_refusal(image, ModelVersion.objects.get(status="active"))
+    with pytest.raises(services.ActionRefused, match=r"verified \(Pre\)"):
+        services.image_reclassify(image_id=image.pk, user=clinician)
+    image.refresh_from_db()
+    assert (image.status, image.predictions.count()) == ("done", 1)
+    sent.assert_not_called()
+
+
 def test_reclassify_is_refused_when_the_active_version_classified_it_before(image, clinician, sent):
     """Rolled back to v1, an image with v1 and v2 results: "classify again" did nothing."""
     first = make_model_version(status=ModelVersion.Status.ACTIVE)
