@@ -1,7 +1,10 @@
 """Uploads: validate, store the pixels and a thumbnail under content-hash names, create the
 queued row with its audit event, and send the classification task once the row is committed.
 
-All or nothing per file: a rejected or failed file leaves neither a row nor a stored file.
+All or nothing per file: a rejected or failed file leaves neither a row nor a stored file. Files
+are content-addressed, so the same bytes uploaded for two patients share one file: storing it and
+removing it after a failed upload take a lock on its content, so a failed upload never deletes a
+file that another upload has just decided to reuse.
 """
 
 import logging
@@ -11,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from ..models import AuditEvent, SmearImage, Specimen, smear_upload_to, thumbnail_upload_to
@@ -61,6 +64,7 @@ def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -
         with transaction.atomic():
             # Lock the specimen: a sign-off in progress must not miss an image added meanwhile.
             _check_accepts_images(Specimen.objects.select_for_update().get(pk=specimen.pk))
+            _content_lock(checked.sha256)  # until commit: no failed upload deletes what we reuse
             image.file.name = _store(smear_upload_to(image, name), checked.content, written)
             image.thumbnail.name = _store(
                 thumbnail_upload_to(image, name), checked.thumbnail, written
@@ -80,10 +84,10 @@ def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -
             )
             enqueue_on_commit(image.pk)
     except IntegrityError as exc:
-        _delete_stored(written)
+        _delete_stored(written, checked.sha256)
         raise _duplicate(name) from exc
     except BaseException:
-        _delete_stored(written)
+        _delete_stored(written, checked.sha256)
         raise
     return image
 
@@ -136,14 +140,26 @@ def _duplicate(name: str) -> ValidationError:
     )
 
 
-def _delete_stored(names: list[str]) -> None:
+def _content_lock(sha256: str) -> None:
+    """Hold the lock on one content (to the end of the transaction): an upload from the moment
+    it finds or writes the file until its row is committed, and the clean-up of a failed upload
+    while it checks for rows and deletes. PostgreSQL: an advisory lock on the hash; SQLite's
+    ``BEGIN IMMEDIATE`` (settings) already runs writing transactions one at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(sha256[:15], 16)])
+
+
+def _delete_stored(names: list[str], sha256: str) -> None:
     """Remove files a failed upload wrote, unless a row uses them meanwhile (the same bytes
     uploaded at the same moment for another patient reuse the content-addressed file)."""
     for name in names:
-        if SmearImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
-            continue
         try:
-            default_storage.delete(name)
+            with transaction.atomic():
+                _content_lock(sha256)
+                if SmearImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+                    continue
+                default_storage.delete(name)
         except Exception:  # noqa: BLE001 - cleanup must not hide the original error
             logger.exception("could not delete %s after a failed upload", name)
 

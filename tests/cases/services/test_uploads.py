@@ -259,3 +259,67 @@ def test_a_failed_upload_never_deletes_a_file_another_image_uses(
             specimen=default_specimen(other), file=upload(seed=22), uploaded_by=other_clinician
         )
     assert default_storage.exists(first.file.name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_upload_never_deletes_the_file_a_concurrent_upload_reuses(
+    patient, clinician, other_clinician, monkeypatch
+):
+    """The same bytes for two patients at once; the first upload fails after writing the file.
+    Its clean-up found no row using the file (the second upload's row was not committed yet)
+    and deleted it: the second image was saved pointing at nothing (PostgreSQL; on SQLite the
+    writing transactions already run one at a time)."""
+    import threading
+
+    from django.db import connection, connections
+
+    from cases.services import uploads
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent transactions: PostgreSQL")
+    other = services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="U-4",
+        display_label="D",
+    )
+    first_stored, second_stored = threading.Event(), threading.Event()
+    release_first, release_second = threading.Event(), threading.Event()
+    original = uploads.audit_event_create
+
+    def audit(**kwargs):  # runs after the files are stored, before the row commits
+        if kwargs["patient"] == patient:
+            first_stored.set()
+            release_first.wait(30)
+            raise RuntimeError("the first upload fails")
+        second_stored.set()
+        release_second.wait(30)
+        return original(**kwargs)
+
+    monkeypatch.setattr(uploads, "audit_event_create", audit)
+    results = {}
+
+    def run(key, target, user):
+        try:
+            results[key] = services.smear_image_upload(
+                specimen=default_specimen(target), file=upload(seed=23), uploaded_by=user
+            )
+        except RuntimeError as exc:
+            results[key] = exc
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=run, args=("first", patient, clinician))
+    second = threading.Thread(target=run, args=("second", other, other_clinician))
+    first.start()
+    assert first_stored.wait(30)
+    second.start()  # finds the file the first one wrote
+    second_stored.wait(2)  # old code: it got there at once; now it waits for the first to end
+    release_first.set()  # the first one fails and cleans up
+    assert second_stored.wait(30)
+    release_second.set()
+    first.join(30)
+    second.join(30)
+    assert isinstance(results["first"], RuntimeError)
+    image = results["second"]
+    assert default_storage.exists(image.file.name) and default_storage.exists(image.thumbnail.name)
