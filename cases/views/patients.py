@@ -123,7 +123,12 @@ class PatientEditView(LoginRequiredMixin, ScopedPatientMixin, FormView):
             messages.info(self.request, "Nothing was changed.")
             return redirect("cases:patient-detail", pk=patient.pk)
         try:
-            services.patient_update(patient=patient, user=self.request.user, data=form.cleaned_data)
+            services.patient_update(
+                patient=patient,
+                user=self.request.user,
+                data=form.cleaned_data,
+                address=services.request_address(self.request),
+            )
         except ValidationError as exc:
             patient.refresh_from_db()  # the service set the rejected values on the instance
             form.add_service_error(exc)

@@ -104,6 +104,7 @@ def test_edit_patient(clinician_client, clinician, patient):
     assert (patient.display_label, patient.sex, patient.birth_year) == ("Renamed", "M", None)
     event = AuditEvent.objects.get(event_type=AuditEvent.EventType.PATIENT_UPDATED)
     assert event.extra_data["new"]["display_label"] == "Renamed"
+    assert event.ip_address == "127.0.0.1"  # the page audited the edit without the address
 
 
 def test_edit_to_a_taken_record_number_keeps_the_stored_values(
