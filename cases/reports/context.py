@@ -132,11 +132,13 @@ def _thumbnail_uri(image: SmearImage, *, strict: bool) -> str:
         with default_storage.open(name, "rb") as handle:
             data = handle.read()
     except Exception as exc:  # a missing or unreadable file: the report says so in its row
+        # The reason (with the server's file paths) goes to the log, not to the page.
+        log.warning("Report: no thumbnail for image %s: %s", image.pk, exc)
         if strict:
             raise ReportRenderError(
-                f"The thumbnail of image #{image.pk} cannot be read ({exc})."
+                f"The file of image #{image.pk} cannot be read: it is missing or damaged "
+                "(the server log says which). An administrator must restore it."
             ) from exc
-        log.warning("Report: no thumbnail for image %s: %s", image.pk, exc)
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 

@@ -33,7 +33,10 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
         raise
     except Exception as exc:  # WeasyPrint's own errors: the sign-off must not half-happen
         log.exception("Case report of %s v%s failed to render", specimen, sign_off.version)
-        raise ReportRenderError(f"The report could not be rendered ({exc}).") from exc
+        raise ReportRenderError(
+            f"The report could not be rendered ({type(exc).__name__}; the server log has the "
+            "details)."
+        ) from exc
     digest = hashlib.sha256(rendered.content).hexdigest()
     report = CaseReport(sign_off=sign_off, sha256=digest, size=len(rendered.content))
     name = report.file.field.generate_filename(report, "report.pdf")
@@ -54,7 +57,11 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
             default_storage.delete(name)
         if isinstance(exc, ReportRenderError):
             raise
-        raise ReportRenderError(f"The report could not be stored ({exc}).") from exc
+        log.exception("Case report of %s v%s could not be stored", specimen, sign_off.version)
+        raise ReportRenderError(
+            f"The report could not be stored ({type(exc).__name__}; the server log has the "
+            "details)."
+        ) from exc
     _audit_rendered(report, rendered, user=user, address=address)
     return report
 

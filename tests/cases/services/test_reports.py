@@ -12,6 +12,7 @@ import io
 import json
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import default_storage
 from fhir.resources.bundle import Bundle
 from pypdf import PdfReader
@@ -338,8 +339,9 @@ def test_a_thumbnail_that_cannot_be_read_signs_nothing(case, clinician):
     image = case.images.order_by("id").first()
     default_storage.delete(image.thumbnail.name)
     default_storage.delete(image.file.name)  # nothing to remake the thumbnail from
-    with pytest.raises(services.ReportRenderError, match=f"image #{image.pk}"):
+    with pytest.raises(services.ReportRenderError, match=f"image #{image.pk}") as refused:
         sign(case, clinician)
+    assert str(settings.MEDIA_ROOT) not in str(refused.value)  # no server paths on the page
     case.refresh_from_db()
     assert not case.is_signed and not CaseReport.objects.exists()
     # A draft still renders, and says so in the row.
