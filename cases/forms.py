@@ -164,6 +164,10 @@ class SignOffForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea({"rows": 2}),
     )
+    # The case as the signer read it (selectors.review.specimen_sign_state): a signature over a
+    # case that moved since is refused.
+    seen_verdict = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    seen_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, amending=False, **kwargs):
         from .models import SignOff

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import AuditEvent, SignOff, Specimen
 from ..roles import Capability, require
-from ..selectors.review import sign_off_history, specimen_summary
+from ..selectors.review import sign_off_history, specimen_sign_state, specimen_summary
 from .common import (
     FORBIDDEN,
     NOT_FOUND,
@@ -65,9 +65,16 @@ class SpecimenDetailApi(ServiceErrorsMixin, APIView):
             help_text="Images per model label and per verified label, agreement, open flags."
         )
         sign_offs = serializers.SerializerMethodField(help_text="Newest version first.")
+        sign_state = serializers.SerializerMethodField(
+            help_text="Send these with a sign-off or amendment: it is refused (409) when the "
+            "case moved since you read it."
+        )
 
         class Meta:
             ref_name = "Specimen"
+
+        def get_sign_state(self, specimen) -> dict:
+            return specimen_sign_state(specimen=specimen)
 
         def get_summary(self, specimen) -> dict:
             user = self.context["request"].user
@@ -220,6 +227,20 @@ class SpecimenImageListApi(ServiceErrorsMixin, APIView):
 class SignOffInputSerializer(serializers.Serializer):
     interpretation = serializers.ChoiceField(choices=SignOff.Interpretation.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
+    seen_verdict = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The specimen's `sign_state.seen_verdict` when you read it: if verdicts were "
+        "recorded since, nothing is signed (409).",
+    )
+    seen_version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The specimen's `sign_state.seen_version` when you read it: if a sign-off "
+        "version was recorded since, nothing is signed (409).",
+    )
 
     class Meta:
         ref_name = "SignOffInput"

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from ..flags import reason as flag_reason
 from ..models import ImageFlag, SmearImage, Specimen, Verdict
@@ -114,6 +114,15 @@ def specimen_summary(*, images) -> dict:
     }
 
 
+def specimen_sign_state(*, specimen: Specimen) -> dict[str, int]:
+    """What a sign-off form was opened on: the newest verdict on the specimen's images and the
+    newest signed version (0 when none). A sign-off or amendment that names them is refused
+    when either moved since (``services.signoff``), so a signature covers what was read."""
+    verdict = Verdict.objects.filter(image__specimen=specimen).aggregate(m=Max("id"))["m"]
+    version = specimen.sign_offs.aggregate(m=Max("version"))["m"]
+    return {"seen_verdict": verdict or 0, "seen_version": version or 0}
+
+
 def sign_off_history(*, specimen: Specimen) -> QuerySet:
     return specimen.sign_offs.select_related("signed_by", "report").order_by("-version")
 
@@ -124,5 +133,6 @@ __all__ = [
     "review_reasons",
     "sign_off_history",
     "specimen_outstanding_images",
+    "specimen_sign_state",
     "specimen_summary",
 ]

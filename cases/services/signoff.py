@@ -9,7 +9,7 @@ from django.db.models import Max
 
 from ..models import AuditEvent, SignOff, SmearImage, Specimen
 from ..roles import Capability, can, role_in
-from ..selectors.review import specimen_outstanding_images
+from ..selectors.review import specimen_outstanding_images, specimen_sign_state
 from .audit import audit_event_create
 from .lifecycle import ActionRefused
 from .reports import case_report_store
@@ -28,20 +28,51 @@ class SignOffRefused(ActionRefused):
 
 
 def specimen_sign_out(
-    *, specimen: Specimen, user, interpretation: str, comment: str = "", address=None
+    *,
+    specimen: Specimen,
+    user,
+    interpretation: str,
+    comment: str = "",
+    seen_verdict: int | None = None,
+    seen_version: int | None = None,
+    address=None,
 ) -> SignOff:
-    """Sign ``specimen`` out: version 1 of its sign-off. Raises ``SignOffRefused``."""
+    """Sign ``specimen`` out: version 1 of its sign-off. Raises ``SignOffRefused``.
+    ``seen_verdict``/``seen_version``: the state the signer read (``selectors.review.
+    specimen_sign_state``); refused when the case moved since (``None``: not checked)."""
     return _sign(
-        specimen, user, interpretation, comment, reason="", address=address, amending=False
+        specimen,
+        user,
+        interpretation,
+        comment,
+        reason="",
+        address=address,
+        amending=False,
+        seen={"seen_verdict": seen_verdict, "seen_version": seen_version},
     )
 
 
 def specimen_amend(
-    *, specimen: Specimen, user, interpretation: str, comment: str = "", reason: str, address=None
+    *,
+    specimen: Specimen,
+    user,
+    interpretation: str,
+    comment: str = "",
+    reason: str,
+    seen_verdict: int | None = None,
+    seen_version: int | None = None,
+    address=None,
 ) -> SignOff:
     """Amend a signed specimen: a new version; the earlier ones stay. A reason is required."""
     return _sign(
-        specimen, user, interpretation, comment, reason=reason, address=address, amending=True
+        specimen,
+        user,
+        interpretation,
+        comment,
+        reason=reason,
+        address=address,
+        amending=True,
+        seen={"seen_verdict": seen_verdict, "seen_version": seen_version},
     )
 
 
@@ -55,11 +86,13 @@ def require_signer(*, specimen: Specimen, user, amending: bool, address=None) ->
     raise refusal
 
 
-def _sign(specimen, user, interpretation, comment, *, reason, address, amending) -> SignOff:
+def _sign(specimen, user, interpretation, comment, *, reason, address, amending, seen) -> SignOff:
     reason = (reason or "").strip()
     with transaction.atomic():
         specimen = lock_specimen(specimen.pk)
-        refusal = _refusal(specimen, user, interpretation, amending=amending, reason=reason)
+        refusal = _refusal(
+            specimen, user, interpretation, amending=amending, reason=reason
+        ) or _moved_since(specimen, seen)
         if refusal is None:
             return _record(specimen, user, interpretation, comment, reason, address)
     _audit_refusal(specimen, user, refusal, amending=amending, address=address)
@@ -115,6 +148,22 @@ def _refusal(specimen, user, interpretation, *, amending, reason) -> SignOffRefu
             + ", ".join(f"#{pk}" for pk in outstanding[:10])
             + ("…" if len(outstanding) > 10 else "")
             + "."
+        )
+    return None
+
+
+def _moved_since(specimen, seen: dict) -> SignOffRefused | None:
+    """Refuse a signature over a case that changed after the signer read it."""
+    now = specimen_sign_state(specimen=specimen)
+    if seen["seen_version"] is not None and seen["seen_version"] != now["seen_version"]:
+        return SignOffRefused(
+            f"Version {now['seen_version']} of this specimen's sign-off was recorded after you "
+            "opened the page. Nothing was signed: read it, then amend it if it still needs it."
+        )
+    if seen["seen_verdict"] is not None and seen["seen_verdict"] != now["seen_verdict"]:
+        return SignOffRefused(
+            "Verdicts were recorded on this specimen's images after you opened the page. "
+            "Nothing was signed: look at the case again, then sign."
         )
     return None
 

@@ -15,7 +15,7 @@ from ..flags import badges as flag_badges
 from ..forms import SignOffForm, SmearUploadForm, VerdictForm
 from ..models import AuditEvent, SignOff, Verdict
 from ..roles import Capability, RoleRequired, can, require
-from ..selectors.review import sign_off_history, specimen_summary
+from ..selectors.review import sign_off_history, specimen_sign_state, specimen_summary
 from .common import refuse
 from .patients import ImageRow
 
@@ -96,11 +96,22 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
         return render(self.request, self.template_name, context, status=status)
 
 
-def _sign_form(specimen) -> SignOffForm:
-    """An amendment starts from the current interpretation; a first sign-off from nothing."""
+def _sign_form(specimen, data=None) -> SignOffForm:
+    """The sign-off form over the case as it is now (its hidden ``seen_*`` fields). An amendment
+    starts from the current interpretation, a first sign-off from nothing; shown again after a
+    refusal, it keeps what was typed (``data``) with the current state, so that signing again
+    covers what the page now shows."""
+    state = specimen_sign_state(specimen=specimen)
+    if data is not None:
+        data = data.copy()
+        for name, value in state.items():
+            data[name] = str(value)
+        form = SignOffForm(data, amending=specimen.is_signed)
+        form.is_valid()  # its errors, if any, are shown
+        return form
     current = specimen.sign_offs.order_by("-version").first()
     initial = {"interpretation": current.interpretation} if current else {}
-    return SignOffForm(amending=specimen.is_signed, initial=initial)
+    return SignOffForm(amending=specimen.is_signed, initial={**initial, **state})
 
 
 class SpecimenImageRow(ImageRow):
@@ -130,7 +141,9 @@ class SpecimenSignView(LoginRequiredMixin, ScopedSpecimenMixin, View):
         page = SpecimenDetailView(request=request, kwargs=self.kwargs)
         if not form.is_valid():
             messages.error(request, "Nothing was signed: see the sign-off form.")
-            return page.render_page(SmearUploadForm(), status=400, sign_form=form)
+            return page.render_page(
+                SmearUploadForm(), status=400, sign_form=_sign_form(specimen, request.POST)
+            )
         data = form.cleaned_data
         action = services.specimen_amend if specimen.is_signed else services.specimen_sign_out
         extra = {"reason": data["reason"]} if specimen.is_signed else {}
@@ -140,6 +153,8 @@ class SpecimenSignView(LoginRequiredMixin, ScopedSpecimenMixin, View):
                 user=request.user,
                 interpretation=data["interpretation"],
                 comment=data["comment"],
+                seen_verdict=data["seen_verdict"],
+                seen_version=data["seen_version"],
                 address=services.request_address(request),
                 **extra,
             )
@@ -147,7 +162,10 @@ class SpecimenSignView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             if exc.forbidden:
                 return refuse(request, str(exc))
             messages.error(request, str(exc))
-            return page.render_page(SmearUploadForm(), status=409, sign_form=form)
+            specimen.refresh_from_db()  # e.g. signed by someone else meanwhile
+            return page.render_page(
+                SmearUploadForm(), status=409, sign_form=_sign_form(specimen, request.POST)
+            )
         except services.ReportRenderError as exc:
             messages.error(request, f"Nothing was signed: {exc} Tell an administrator.")
             return page.render_page(SmearUploadForm(), status=500, sign_form=form)

@@ -16,6 +16,13 @@ def client_for(user):
 
 
 @pytest.fixture
+def other_hematologist_api(lab):
+    from tests.conftest import _member
+
+    return client_for(_member("dr_bo", "pw-bo-123456", lab.name, "hematologist"))
+
+
+@pytest.fixture
 def case(patient, clinician):
     calm = make_image(patient, clinician, seed=801)
     make_prediction(calm, member_labels=["Pro"] * 5)
@@ -100,6 +107,45 @@ def test_sign_off_refusals_say_why_and_a_technologist_gets_403(clinician_api, te
     assert detail["summary"]["agreed"] == 2
     refusals = AuditEvent.objects.filter(event_type=AuditEvent.EventType.ACTION_REFUSED)
     assert refusals.count() == 3  # unreviewed, the technologist, signed already
+
+
+def test_a_signature_over_a_case_that_moved_since_it_was_read_signs_nothing(
+    clinician_api, other_hematologist_api, case
+):
+    """Read with both images confirmed Pro; a colleague then reclassified one to Pre. The
+    signature covered a case the signer never saw (and an amendment a version it never saw)."""
+    specimen = case["specimen"]
+    for image in (case["calm"], case["split"]):
+        clinician_api.post(
+            f"/api/v1/images/{image.pk}/verdicts/", {"kind": "confirm"}, format="json"
+        )
+    detail = f"/api/v1/specimens/{specimen.pk}/"
+    read = clinician_api.get(detail).json()["sign_state"]
+    other_hematologist_api.post(
+        f"/api/v1/images/{case['split'].pk}/verdicts/",
+        {"kind": "reclassify", "label": "Pre", "reason": "nucleoli"},
+        format="json",
+    )
+    url = f"{detail}sign-off/"
+    stale = clinician_api.post(url, {"interpretation": "Pro", **read}, format="json")
+    assert stale.status_code == 409 and "after you opened the page" in stale.json()["detail"]
+    assert not specimen.sign_offs.exists()
+    read = clinician_api.get(detail).json()["sign_state"]
+    signed = clinician_api.post(url, {"interpretation": "Pro", **read}, format="json")
+    assert signed.status_code == 201
+
+    amend = f"{detail}amendments/"
+    read = clinician_api.get(detail).json()["sign_state"]
+    assert read["seen_version"] == 1
+    first = other_hematologist_api.post(
+        amend, {"interpretation": "Pre", "reason": "flow", **read}, format="json"
+    )
+    second = clinician_api.post(
+        amend, {"interpretation": "Early", "reason": "morphology", **read}, format="json"
+    )
+    assert (first.status_code, second.status_code) == (201, 409)
+    assert "Version 2 of this specimen's sign-off" in second.json()["detail"]
+    assert list(specimen.sign_offs.values_list("version", flat=True).order_by("version")) == [1, 2]
 
 
 def test_qa_reports_agreement_with_an_interval(clinician_api, manager, technologist, case, lab):
