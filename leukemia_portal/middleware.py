@@ -24,6 +24,29 @@ class NoStoreMiddleware:
         return response
 
 
+class SessionActivityMiddleware:
+    """Every request a person makes extends their session (``SESSION_COOKIE_AGE`` counts idle
+    time), but a *passive* view's does not: a page's own status poll (a view class with
+    ``passive = True``) kept an unattended workstation signed in for as long as an image waited.
+    Stands in for ``SESSION_SAVE_EVERY_REQUEST``, which cannot tell the two apart; listed after
+    ``SessionMiddleware``, which then saves what this marks."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.lp_passive = False
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and not request.lp_passive:
+            session.modified = True  # saved (its expiry moved on) unless it is empty
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        view = getattr(view_func, "view_class", view_func)
+        request.lp_passive = bool(getattr(view, "passive", False))
+
+
 def client_address(request) -> str | None:
     """The client's address, as the audit log records it and django-axes counts failed sign-ins
     against (``AXES_CLIENT_IP_CALLABLE``): ``REMOTE_ADDR``, or behind ``LP_TRUSTED_PROXY_COUNT``

@@ -166,10 +166,34 @@ def test_a_token_dies_at_logout_and_can_be_revoked(client, clinician):
 def test_sessions_end_after_30_idle_minutes_and_at_browser_close(client, clinician):
     client.post(LOGIN_URL, {"username": "dr_ada", "password": "pw-ada-123456"})
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST and settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
     cookie = client.cookies[settings.SESSION_COOKIE_NAME]
     assert cookie["expires"] == "" and cookie["max-age"] == ""  # a browser-session cookie
     assert cookie["httponly"]
+
+
+def test_a_status_poll_does_not_keep_an_idle_session_alive(client, clinician):
+    """A page left open on an image that waits polls its status every few seconds: that kept
+    the session from ever expiring on an unattended workstation. A person's request does."""
+    from django.contrib.sessions.models import Session
+
+    from cases import services
+    from tests.factories import make_image
+
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="S-1", display_label="S"
+    )
+    image = make_image(patient, clinician, seed=91)  # queued: its page keeps polling
+    client.post(LOGIN_URL, {"username": "dr_ada", "password": "pw-ada-123456"})
+    session = Session.objects.get()
+    earlier = timezone.now() + timedelta(minutes=5)  # as if the last request was long ago
+    Session.objects.filter(pk=session.pk).update(expire_date=earlier)
+
+    poll = client.get(reverse("cases:image-status", args=[image.pk]))
+    assert poll.status_code == 200
+    assert Session.objects.get().expire_date == earlier
+    assert client.get(reverse("cases:image-detail", args=[image.pk])).status_code == 200
+    assert Session.objects.get().expire_date > earlier + timedelta(minutes=20)
 
 
 # --- Audit of sign-ins ------------------------------------------------------------------

@@ -73,6 +73,8 @@ def review_context(request, image: SmearImage) -> dict:
 class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):
     """Polled by ``static/js/status.js`` until the image is finished."""
 
+    passive = True  # a poll, not the person: it does not keep the session alive
+
     def get(self, request, pk):
         image = self.image
         context = image_result_context(request, image)

@@ -46,8 +46,14 @@
       cache: "no-store"
     }).then(function (response) {
       var type = response.headers.get("Content-Type") || "";
-      if (response.redirected || !response.ok || type.indexOf("application/json") === -1) {
-        // Logged out (redirect to the login page) or no longer visible: stop, do not hammer.
+      if (response.redirected) {
+        // The session ended (idle too long): take the patient's data off the screen.
+        self.stop();
+        window.location.assign(response.url);
+        return null;
+      }
+      if (!response.ok || type.indexOf("application/json") === -1) {
+        // No longer visible to this user: stop, do not hammer; a server error: back off.
         if (response.status >= 500) { self.backOff(); } else { self.stop(); }
         return null;
       }
