@@ -128,16 +128,22 @@ class ImageFlagAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SignOff)
-class SignOffAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SignOffAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Interpretations, comments and amendment reasons of every lab: read like a specimen's.
+    list_event = AuditEvent.EventType.SPECIMEN_LIST_VIEWED
+    detail_event = AuditEvent.EventType.SPECIMEN_VIEWED
     list_display = ["specimen", "version", "interpretation", "signed_by", "signed_at"]
     list_filter = ["interpretation", "specimen__lab", "signed_at"]
     list_select_related = ["specimen", "signed_by"]
     search_fields = ["specimen__accession_number", "signed_by__username"]
     date_hierarchy = "signed_at"
 
+    def audited(self, sign_off):
+        return {"specimen": sign_off.specimen}
+
 
 @admin.register(CaseReport)
-class CaseReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CaseReportAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The stored PDFs: which version, their hash and size, how long they took to render. The
     file itself is downloaded from the specimen page by the lab's members (audited)."""
 
@@ -147,3 +153,8 @@ class CaseReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["sign_off__specimen__accession_number", "sha256"]
     date_hierarchy = "created_at"
     exclude = ["file"]
+    list_event = AuditEvent.EventType.SPECIMEN_LIST_VIEWED
+    detail_event = AuditEvent.EventType.SPECIMEN_VIEWED
+
+    def audited(self, report):
+        return {"specimen": report.sign_off.specimen}

@@ -241,15 +241,55 @@ def test_the_admin_can_filter_and_export_the_audit_log_but_not_change_it(
     assert client.get(reverse("admin:cases_auditevent_change", args=[event.pk])).status_code == 200
     assert client.post(reverse("admin:cases_auditevent_delete", args=[event.pk])).status_code == 403
     assert client.get(changelist, {"event_type__exact": 2}).status_code == 200
-    response = client.post(
-        changelist,
-        {"action": "export_csv", "_selected_action": [e.pk for e in AuditEvent.objects.all()]},
-    )
+    selected = [e.pk for e in AuditEvent.objects.all()]
+    response = client.post(changelist, {"action": "export_csv", "_selected_action": selected})
     assert response.status_code == 200
     text = b"".join(response.streaming_content).decode()
     assert text.splitlines()[0] == "time,event,user,address,patient_record_number,image_id,details"
     assert "Sign-in failed" in text
     assert "delete_selected" not in client.get(changelist).content.decode()
+    exported = AuditEvent.objects.get(event_type=AuditEvent.EventType.CSV_EXPORTED)
+    assert exported.acting_user == admin_user  # taking the log out is itself on the log
+    assert exported.extra_data["audit_events"] == len(selected)
+
+
+def test_staff_reads_of_sign_offs_and_reports_in_the_admin_are_audited(
+    client, admin_user, clinician
+):
+    """The sign-off and report lists show every lab's interpretations: read without a trace."""
+    from cases import services
+    from cases.models import SignOff
+    from tests.factories import make_image, make_prediction
+
+    patient = services.patient_create(
+        lab=home_lab(clinician), created_by=clinician, record_number="A-9", display_label="A"
+    )
+    image = make_image(patient, clinician, seed=92)
+    make_prediction(image, member_labels=["Pro"] * 5)
+    services.verdict_record(image=image, user=clinician, kind="confirm")
+    services.specimen_sign_out(specimen=image.specimen, user=clinician, interpretation="Pro")
+    sign_off = SignOff.objects.get()
+    client.force_login(admin_user)
+    for url in (
+        reverse("admin:cases_signoff_changelist"),
+        reverse("admin:cases_signoff_change", args=[sign_off.pk]),
+        reverse("admin:cases_casereport_changelist"),
+        reverse("admin:cases_casereport_change", args=[sign_off.report.pk]),
+    ):
+        assert client.get(url).status_code == 200
+    EventType = AuditEvent.EventType
+    reads = AuditEvent.objects.filter(
+        acting_user=admin_user,
+        event_type__in=(EventType.SPECIMEN_LIST_VIEWED, EventType.SPECIMEN_VIEWED),
+    ).values_list("event_type", "specimen")
+    assert sorted(reads) == sorted(
+        [
+            (EventType.SPECIMEN_LIST_VIEWED, None),
+            (EventType.SPECIMEN_VIEWED, image.specimen_id),
+            (EventType.SPECIMEN_LIST_VIEWED, None),
+            (EventType.SPECIMEN_VIEWED, image.specimen_id),
+        ]
+    )
 
 
 # --- Headers -----------------------------------------------------------------------------
