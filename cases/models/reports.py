@@ -22,6 +22,13 @@ class CaseReport(AppendOnlyModel):
     size = models.PositiveIntegerField(help_text="Bytes")
     pages = models.PositiveSmallIntegerField()
     render_seconds = models.FloatField(help_text="How long WeasyPrint took to render it.")
+    subject_label = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="The patient's label as the report printed it. Exports of this version "
+        "(FHIR) name the subject so even after the patient record is edited; empty for reports "
+        "stored before it was recorded.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

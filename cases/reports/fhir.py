@@ -73,12 +73,11 @@ def specimen_bundle(*, report: CaseReport, pdf: bytes, pdf_url: str) -> Bundle:
         "report": _uuid("lab", lab.pk, "report", specimen.accession_number, sign_off.version),
         "specimen": _uuid("lab", lab.pk, "specimen", specimen.accession_number),
     }
+    # The subject as the signed PDF names it, not as the patient record reads today.
+    label = report.subject_label or specimen.patient.display_label
     subject = {
-        "identifier": {
-            "system": system("lab", lab.pk, "patient-label"),
-            "value": specimen.patient.display_label,
-        },
-        "display": specimen.patient.display_label,
+        "identifier": {"system": system("lab", lab.pk, "patient-label"), "value": label},
+        "display": label,
     }
     devices = {
         v.version.pk: (_uuid("model-version", v.version.version), v.version)

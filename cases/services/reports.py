@@ -38,7 +38,12 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
             "details)."
         ) from exc
     digest = hashlib.sha256(rendered.content).hexdigest()
-    report = CaseReport(sign_off=sign_off, sha256=digest, size=len(rendered.content))
+    report = CaseReport(
+        sign_off=sign_off,
+        sha256=digest,
+        size=len(rendered.content),
+        subject_label=specimen.patient.display_label,  # as printed: exports keep it
+    )
     name = report.file.field.generate_filename(report, "report.pdf")
     # Never reuse or overwrite: every signed version's bytes differ (its time of signing).
     if default_storage.exists(name):

@@ -252,6 +252,17 @@ def test_fhir_bundle_validates_round_trips_and_carries_the_case(case, clinician)
     assert dr["subject"]["identifier"]["value"] == "Patient R-7"
 
 
+def test_fhir_names_the_subject_as_the_signed_pdf_does_after_the_patient_is_renamed(
+    case, clinician
+):
+    report = CaseReport.objects.get(sign_off=sign(case, clinician))
+    services.patient_update(patient=case.patient, user=clinician, data={"display_label": "Z-9"})
+    pdf = services.case_report_bytes(report=report)
+    raw = specimen_bundle(report=report, pdf=pdf, pdf_url="https://p.example/r.pdf").json()
+    assert "Patient R-7" in raw and "Z-9" not in raw
+    assert "Patient R-7" in flat(pdf_text(pdf))
+
+
 def test_an_amended_report_is_amended_in_fhir(case, clinician):
     sign(case, clinician)
     amended = services.specimen_amend(
