@@ -4,8 +4,10 @@
 class (confirmed or reclassified), with ``DIR/reviewed-manifest.csv`` (one row per image: file,
 sha256, verified label, model label and version, agreement, verdict, reviewer role, when). No
 patient identifier, accession number or original file name leaves: the file is named by its
-content. ``retrain --data-dir DIR`` reads the tree as it is (``ml_training.data`` takes the
-class folders and ignores the manifest).
+content. The same pixels uploaded for two patients are one file: written once when their
+verdicts agree, left out (and counted as a conflict) when they do not, so that no image sits in
+two class folders. ``retrain --data-dir DIR`` reads the tree as it is (``ml_training.data``
+takes the class folders and ignores the manifest).
 """
 
 import csv
@@ -42,6 +44,8 @@ class ExportReport:
     folder: Path
     images: int
     per_class: dict[str, int]
+    # sha256 of the pixels whose copies were verified as different classes: left out
+    conflicts: tuple[str, ...] = ()
 
 
 def reviewed_export(
@@ -53,7 +57,16 @@ def reviewed_export(
     to = Path(to)
     _prepare(to, replace=replace)
     rows, per_class = [], {}
+    by_content: dict[str, list] = {}
     for verdict in _current_verified(lab, signed_only=signed_only):
+        by_content.setdefault(verdict.image.sha256, []).append(verdict)
+    conflicts = tuple(
+        sha for sha, verdicts in by_content.items() if len({v.label for v in verdicts}) > 1
+    )
+    for sha, verdicts in by_content.items():
+        if sha in conflicts:
+            continue
+        verdict = verdicts[0]  # the first image of these pixels; the others agree
         image, prediction = verdict.image, verdict.prediction
         name = f"{verdict.label}/{image.sha256}.png"
         target = to / name
@@ -87,9 +100,10 @@ def reviewed_export(
             "images": len(rows),
             "per_class": per_class,
             "signed_only": signed_only,
+            "conflicts": list(conflicts),
         },
     )
-    return ExportReport(folder=to, images=len(rows), per_class=per_class)
+    return ExportReport(folder=to, images=len(rows), per_class=per_class, conflicts=conflicts)
 
 
 def _current_verified(lab, *, signed_only: bool):

@@ -40,3 +40,9 @@ class Command(BaseCommand):
             f"Exported {report.images} verified images of {found.name} to {report.folder} "
             f"({per_class}); manifest: {report.folder / 'reviewed-manifest.csv'}."
         )
+        if report.conflicts:
+            self.stderr.write(
+                f"Left out {len(report.conflicts)} image(s) whose copies (the same pixels "
+                "uploaded for more than one patient) were verified as different classes; "
+                "settle their verdicts to include them: " + ", ".join(report.conflicts)
+            )

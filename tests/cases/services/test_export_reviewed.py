@@ -80,3 +80,32 @@ def test_a_folder_with_other_content_is_refused(tmp_path, lab):
         call_command("export_reviewed", "--lab", lab.name, "--to", str(tmp_path))
     with pytest.raises(CommandError, match="No lab"):
         call_command("export_reviewed", "--lab", "Nowhere", "--to", str(tmp_path / "x"))
+
+
+def test_the_same_pixels_verified_twice_are_one_file_or_left_out_when_they_disagree(
+    tmp_path, clinician, lab
+):
+    """Uploaded for two patients, the same pixels are two images: verified alike they were two
+    manifest rows for one file; verified as Pre and Pro they sat in both class folders."""
+    from cases.services.exports import reviewed_export
+
+    def verified(record, seed, label):
+        image = make_image(make_patient(clinician, record, record), clinician, seed=seed)
+        make_prediction(image, member_labels=["Pro"] * 5)
+        kind = {"kind": "confirm"} if label == "Pro" else {"kind": "reclassify", "label": label}
+        services.verdict_record(image=image, user=clinician, reason="r", **kind)
+        return image
+
+    same = [verified("DUP-1", 720, "Pro"), verified("DUP-2", 720, "Pro")]
+    split = [verified("DUP-3", 721, "Pre"), verified("DUP-4", 721, "Pro")]
+    assert same[0].sha256 == same[1].sha256 and split[0].sha256 == split[1].sha256
+
+    report = reviewed_export(lab=lab, to=tmp_path / "out")
+
+    files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in tmp_path.rglob("*.png"))
+    assert files == [f"Pro/{same[0].sha256}.png"]
+    assert (report.images, report.per_class, report.conflicts) == (
+        1,
+        {"Pro": 1},
+        (split[0].sha256,),
+    )
