@@ -68,8 +68,10 @@ def confusion_matrix(y_true, y_pred, k):
 
 
 def confusion_scores(cm):
-    """Accuracy, per-class and macro / weighted F1 (over the classes present), kappa: the one
-    place these are computed, for evaluation and for training's per-epoch validation."""
+    """Accuracy, per-class and macro / weighted F1, kappa: the one place these are computed, for
+    evaluation and for training's per-epoch validation. Macro-F1 averages over the classes in
+    the labels or the predictions, as scikit-learn's does: a class absent from the labels but
+    predicted counts (F1 0), or calling images a class that is not there would raise it."""
     cm = cm.astype(np.float64)
     n = cm.sum()
     tp = np.diag(cm)
@@ -79,7 +81,7 @@ def confusion_scores(cm):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    present = support > 0
+    present = (support > 0) | (predicted > 0)
     accuracy = tp.sum() / n if n else 0.0
     expected = (support * predicted).sum() / (n * n) if n else 0.0
     kappa = (accuracy - expected) / (1 - expected) if expected < 1 else 1.0
