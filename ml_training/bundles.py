@@ -240,6 +240,21 @@ def _validate_bundle_ood(folder: Path, bundle: dict) -> dict | None:
     return {"path": file, **{k: v for k, v in entry.items() if k not in {"file", "sha256"}}}
 
 
+def activation_guard(metrics, *, activate: bool, is_demo: bool, notes: str) -> tuple[bool, str]:
+    """``(activate, notes)`` for registering an ensemble evaluated as ``metrics``: one with a
+    collapsed member (one class for at least 90% of its test predictions) silently votes with
+    four members, so it is never activated automatically but registered as a candidate to
+    inspect, with a note saying why. ``retrain`` and ``register_model`` alike."""
+    members = (metrics or {}).get("members", {})
+    collapsed = [name for name, m in members.items() if m.get("collapsed")]
+    if collapsed:
+        logger.warning("collapsed members on the test split (one class for >= 90%%): %s", collapsed)
+    if activate and collapsed and not is_demo:
+        logger.warning("not activating: %s collapsed; registered as a candidate", collapsed)
+        return False, (notes + " " if notes else "") + f"NOT ACTIVATED: collapsed {collapsed}."
+    return activate, notes
+
+
 def register_bundle(path: Path, *, activate: bool = False, notes: str = "", user=None):
     from inference.registry import register_version
 
@@ -251,6 +266,7 @@ def register_bundle(path: Path, *, activate: bool = False, notes: str = "", user
     )
     if is_demo:
         note = "DEMO: trained on SYNTHETIC smears; predictions carry no medical meaning. " + note
+    activate, note = activation_guard(metrics, activate=activate, is_demo=is_demo, notes=note)
     members = [
         {
             "name": m["name"],

@@ -23,7 +23,14 @@ from inference import voting
 from ml_training import data as data_mod
 from ml_training import evaluate as ev
 from ml_training import ood_fit, review_threshold, train
-from ml_training.bundles import CALIBRATION_FILE, OOD_FILE, _run_json, register_run, write_bundle
+from ml_training.bundles import (
+    CALIBRATION_FILE,
+    OOD_FILE,
+    _run_json,
+    activation_guard,
+    register_run,
+    write_bundle,
+)
 from ml_training.member_training import TIME_BUDGET_STOP
 from ml_training.scoring import engine_for_members, evaluate_engine, segmentation_iou
 
@@ -81,17 +88,7 @@ def retrain(
             metrics, ctx.run_dir / "eval", title=f"Run {ctx.run_dir.name}: test split (Original)"
         )
         write_bundle(ctx, metrics)
-        collapsed = [n for n, m in metrics["members"].items() if m["collapsed"]]
-        if collapsed:
-            logger.warning(
-                "collapsed members on the test split (one class for >= 90%%): %s", collapsed
-            )
-        if activate and collapsed and not is_demo:
-            # A collapsed member silently turns the vote into a four-member vote: never
-            # activate such an ensemble automatically; register it as a candidate to inspect.
-            logger.warning("not activating: %s collapsed; registered as a candidate", collapsed)
-            activate = False
-            notes = (notes + " " if notes else "") + f"NOT ACTIVATED: collapsed {collapsed}."
+        activate, notes = activation_guard(metrics, activate=activate, is_demo=is_demo, notes=notes)
         version = None
         if register:
             version = register_run(

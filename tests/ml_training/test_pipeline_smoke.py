@@ -239,6 +239,32 @@ def test_a_run_bundle_registers_and_evaluates_with_other_views(
     assert [x["sha256"] for x in again.members] == [x["sha256"] for x in version.members]
 
 
+def test_register_model_never_activates_an_ensemble_with_a_collapsed_member(
+    tmp_path, small_run, settings
+):
+    """``retrain --activate`` registered such an ensemble as a candidate; the same run handed
+    over as a bundle (``register_model --activate``) went straight to the clinicians."""
+    import shutil
+
+    settings.VAR_DIR = tmp_path / "var"
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_run[0].run_dir, run_dir)
+    bundle = json.loads((run_dir / "bundle.json").read_text())
+    bundle["synthetic"] = False  # as if trained on real smears (a DEMO is never guarded)
+    (run_dir / "bundle.json").write_text(json.dumps(bundle))
+    metrics_file = run_dir / bundle["metrics"]
+    metrics = json.loads(metrics_file.read_text())
+    collapsed = next(iter(metrics["members"]))
+    metrics["members"][collapsed]["collapsed"] = True
+    metrics_file.write_text(json.dumps(metrics))
+
+    call_command("register_model", str(run_dir), "--activate")
+
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersion.Status.CANDIDATE
+    assert f"NOT ACTIVATED: collapsed ['{collapsed}']" in version.notes
+
+
 def test_register_model_rejects_a_tampered_bundle(tmp_path, small_run, settings):
     import shutil
 
