@@ -276,6 +276,14 @@ class Split:
     def save(self, folder: Path, manifest: Manifest) -> None:
         (Path(folder) / "split.json").write_text(json.dumps(self.to_json(manifest), indent=1))
 
+    def digest(self, manifest: Manifest) -> str:
+        """sha256 of which images trained, chose and tested a run (its three file lists):
+        recorded with a version's test figures, so that a later evaluation can tell whether a
+        run folder's "test" images are held out from that version."""
+        payload = self.to_json(manifest)
+        lists = {k: sorted(payload[k]) for k in ("train", "val", "test")}
+        return hashlib.sha256(json.dumps(lists, sort_keys=True).encode()).hexdigest()
+
     @classmethod
     def load(cls, folder: Path, manifest: Manifest) -> Split:
         payload = json.loads((Path(folder) / "split.json").read_text())

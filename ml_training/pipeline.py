@@ -194,6 +194,7 @@ def evaluate_run(ctx: train.RunContext, *, progress: bool = True) -> dict:
             "data_dir": ctx.manifest.root,
             "fingerprint": ctx.config["data_fingerprint"],
             "split_seed": seed,
+            "split_sha256": ctx.split.digest(ctx.manifest),
         },
     )
     metrics["review_threshold"] = review

@@ -162,6 +162,24 @@ def segmentation_iou(manifest: data_mod.Manifest, indices, config: dict | None =
 # --- Evaluating a registered version on any labelled folder -----------------------------------
 
 
+def foreign_run_reason(version, ctx) -> str | None:
+    """Why run ``ctx``'s split is not the one ``version`` was trained and tested on (``None``
+    when it is, or when the version records nothing to compare). Versions registered since the
+    split's digest was recorded compare it; older ones their data fingerprint and split seed."""
+    trained = (version.metrics or {}).get("test_set") or {}
+    if trained.get("split_sha256"):
+        if trained["split_sha256"] != ctx.split.digest(ctx.manifest):
+            return "its split differs from the one the version was evaluated on when registered"
+        return None
+    seed = trained.get("split_seed")
+    if seed is not None and int(seed) != int(ctx.split.seed):
+        return f"the run was split with seed {ctx.split.seed}, the version's run with seed {seed}"
+    fingerprint = ctx.config.get("data_fingerprint", "")[:64]
+    if version.data_fingerprint and fingerprint and version.data_fingerprint != fingerprint:
+        return "the run's images are not the ones the version was trained on"
+    return None
+
+
 def evaluate_registered(
     version,
     data_dir: Path | None = None,
@@ -175,15 +193,28 @@ def evaluate_registered(
     out_dir: Path | None = None,
     batch_size: int = 32,
     tta: str | None = None,
+    foreign_run: bool = False,
 ) -> dict:
     """Score a registered version (``EnsembleEngine.from_version``: the worker's loading code,
     artifacts fetched from storage and sha256-checked) on a labelled folder, or on one split of
     a run folder (``run_dir``/``split``; ``segmented`` takes the Segmented twins). ``tta``
-    overrides the version's test-time views (what the version would score with them)."""
+    overrides the version's test-time views (what the version would score with them).
+
+    A run folder's split is held out only from the version that run trained: for another
+    version (another seed, another fold) its "test" images may be that version's training
+    images, so it is refused (``ValueError``) unless ``foreign_run``, and then labelled so."""
     from inference.engine import EnsembleEngine
 
     if run_dir is not None:
         ctx = train.open_run(run_dir)
+        foreign = foreign_run_reason(version, ctx)
+        if foreign and not foreign_run:
+            raise ValueError(
+                f"The {split} split of run {Path(run_dir).name} is not held out from version "
+                f"{version.version}: {foreign}. Its figures would not be held-out figures. Score "
+                "the version on a labelled folder (--data-dir), or pass --foreign-run to score "
+                "it anyway."
+            )
         indices = getattr(ctx.split, split)
         paths = ctx.manifest.paths(indices)
         if segmented:
@@ -194,6 +225,8 @@ def evaluate_registered(
         source = f"{split} split of run {Path(run_dir).name}" + (
             " (Segmented)" if segmented else ""
         )
+        if foreign:
+            source += f", NOT held out from version {version.version} ({foreign})"
     elif data_dir is not None:
         items = data_mod.discover(data_dir)
         paths = [p for p, _ in items]

@@ -265,6 +265,51 @@ def test_register_model_never_activates_an_ensemble_with_a_collapsed_member(
     assert f"NOT ACTIVATED: collapsed ['{collapsed}']" in version.notes
 
 
+def test_evaluate_model_refuses_a_run_whose_split_is_not_held_out_from_the_version(
+    tmp_path, small_run, settings
+):
+    """``evaluate_model --run-dir RUN`` scored whatever version it was given (by default the
+    active one) on RUN's "test" split, though another run's version may have trained on it."""
+    import shutil
+    from types import SimpleNamespace
+
+    from django.core.management.base import CommandError
+
+    from ml_training import train
+    from ml_training.scoring import foreign_run_reason
+
+    settings.VAR_DIR = tmp_path / "var"
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_run[0].run_dir, run_dir)
+    call_command("register_model", str(run_dir))
+    version = ModelVersion.objects.get()
+    assert version.metrics["test_set"]["split_sha256"] == small_run[0].split.digest(
+        small_run[0].manifest
+    )
+    other = tmp_path / "other-run"  # the same images, split otherwise
+    shutil.copytree(run_dir, other)
+    split = json.loads((other / "split.json").read_text())
+    split["train"][0], split["test"][0] = split["test"][0], split["train"][0]
+    (other / "split.json").write_text(json.dumps(split))
+    args = ["evaluate_model", "--run-dir", str(other), "--version", "1", "--json"]
+
+    with pytest.raises(CommandError, match="not held out from version 1"):
+        call_command(*args, "--bootstrap", "0")
+    foreign = evaluate_registered_source(args + ["--bootstrap", "0", "--foreign-run"])
+    assert "NOT held out from version 1" in foreign
+    # A version registered before the digest was recorded: its seed and data are compared.
+    legacy = SimpleNamespace(metrics={"test_set": {"split_seed": 7}}, data_fingerprint="")
+    assert "seed" in foreign_run_reason(legacy, train.open_run(run_dir))
+
+
+def evaluate_registered_source(args) -> str:
+    import io
+
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return json.loads(out.getvalue())["test_set"]["source"]
+
+
 def test_register_model_rejects_a_tampered_bundle(tmp_path, small_run, settings):
     import shutil
 

@@ -28,6 +28,12 @@ class Command(VersionCommand):
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
         parser.add_argument("--out-dir", type=Path, help="also write plots, metrics.json, report")
         parser.add_argument(
+            "--foreign-run",
+            action="store_true",
+            help="with --run-dir: score a version that another run trained (its split is then "
+            "not held out from the version; the figures say so)",
+        )
+        parser.add_argument(
             "--tta",
             choices=["none", "flips"],
             help="evaluate with these test-time views instead of the version's own (analysis "
@@ -61,6 +67,7 @@ class Command(VersionCommand):
                 out_dir=opts["out_dir"],
                 progress=not opts["json"] and opts["verbosity"] >= 1,
                 tta=opts["tta"],
+                foreign_run=opts["foreign_run"],
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
