@@ -174,14 +174,21 @@ def discover(data_dir: Path) -> list[tuple[Path, str]]:
 
 
 def _hash_file(path: Path) -> tuple[str, str, int, int, int]:
+    """The file's sha256, and the perceptual hash and size of the pixels the model sees
+    (``decode_image``: EXIF orientation applied, 16-bit scaled), so that near-duplicate groups
+    are found on those pixels: Pillow's own ``convert("RGB")`` clipped 16-bit images to white
+    (different images hashed alike) and ignored the orientation (a rotated re-save of a field
+    escaped its group, so the same field could fall in train and test)."""
     import imagehash
     from PIL import Image
 
+    from inference.decoding import decode_image
+
     raw = path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
-    with Image.open(path) as im:
-        width, height = im.size
-        ph = imagehash.phash(im.convert("RGB"), hash_size=PHASH_SIZE)
+    pixels = decode_image(raw)
+    height, width = pixels.shape[:2]
+    ph = imagehash.phash(Image.fromarray(pixels), hash_size=PHASH_SIZE)
     return sha, str(ph), width, height, len(raw)
 
 

@@ -162,3 +162,34 @@ def test_too_few_images_to_split_is_a_clear_error(tmp_path):
         ValueError, match=r"3 images \(Benign 2, Early 1, Pre 0, Pro 0\) are too few"
     ):
         data.split_manifest(manifest, seed=0)
+
+
+def test_near_duplicates_are_found_on_the_pixels_the_model_sees(tmp_path):
+    """Different 16-bit images hashed alike (clipped to white) and an EXIF-rotated re-save of a
+    field hashed apart from it: groups must follow ``decode_image``'s pixels."""
+    import io
+
+    from PIL import Image
+
+    from tests.images import smear_like_array
+
+    def grey16(seed):  # two different fields as 16-bit greys (above 255: white when clipped)
+        grey = smear_like_array(seed=seed, size=96).mean(axis=2)
+        return Image.fromarray((grey * 257).astype(np.uint16))
+
+    field = Image.fromarray(smear_like_array(seed=5, size=96))
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[274] = 6  # shown rotated 90 degrees clockwise
+    field.rotate(90, expand=True).save(rotated, "JPEG", quality=95, exif=exif)
+    for folder in ("Benign", "Pre"):
+        (tmp_path / folder).mkdir()
+    grey16(1).save(tmp_path / "Benign" / "a.png")
+    grey16(2).save(tmp_path / "Pre" / "b.png")
+    field.save(tmp_path / "Benign" / "field.jpg", quality=95)
+    (tmp_path / "Benign" / "field-rotated.jpg").write_bytes(rotated.getvalue())
+
+    entries = {e.path: e for e in data.build_manifest(tmp_path).entries}
+
+    assert entries["Benign/a.png"].group != entries["Pre/b.png"].group
+    assert entries["Benign/field.jpg"].group == entries["Benign/field-rotated.jpg"].group
