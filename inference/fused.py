@@ -116,13 +116,16 @@ def serving_function(fused: keras.Model, input_size: int):
     import tensorflow as tf
 
     # TensorFlow's graph remapper (a grappler pass fusing e.g. convolution, bias and add) fails
-    # on the folded graph (at NASNetLarge's layers; on machine D at Xception's too: "remapper
-    # failed: ... Mutation::Apply error", logged at ERROR level at every start, the pass then
-    # dropped for the whole graph). It buys nothing here: on 2 cores (one-off scripts) the v1
-    # serving model ran 4.95 images/s at batch 16 without it and 4.99 with the failed pass on
-    # machine C, 5.52 and 5.54 on D; the member path 4.39 without it on C. Turned off
-    # for the whole process (evaluation in a training process included: nothing trains after
-    # it there), so that the worker's log carries no false alarm.
+    # on the folded graph ("remapper failed: ... Mutation::Apply error", logged at ERROR level
+    # at every start, the pass then dropped for the whole graph): TensorFlow 2.21 fuses
+    # convolution + bias + add + ReLU even when the add also feeds another layer, as 11 of
+    # Xception's and 4 of NASNetLarge's residual adds do once BatchNormalization is folded.
+    # It buys little here: on 2 cores (one-off scripts) the v1 serving model ran 4.95 images/s
+    # at batch 16 without it and 4.99 with the failed pass on machine C, 5.52 and 5.54 on D;
+    # with those ReLUs written as max(x, 0) the pass ran on the whole graph and gained 3 % on
+    # machine E (README, Performance). Turned off for the whole process (evaluation in a
+    # training process included: nothing trains after it there), so that the worker's log
+    # carries no false alarm.
     tf.config.optimizer.set_experimental_options({"remapping": False})
     signature = [tf.TensorSpec((None, input_size, input_size, 3), tf.float32)]
 
