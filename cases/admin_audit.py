@@ -54,7 +54,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         services.audit_read(
             request=request,
             event_type=AuditEvent.EventType.CSV_EXPORTED,
-            extra={"audit_events": queryset.count()},
+            extra={"what": "audit log", "audit_events": queryset.count()},
         )
         rows = queryset.select_related("acting_user", "patient").order_by("event_time", "id")
         response = StreamingHttpResponse(

@@ -147,7 +147,7 @@ def image_fail_at_attempt_cap(image: SmearImage, *, detail: str) -> SmearImage:
 def lock_image(image_id: int) -> SmearImage | None:
     """The image row, locked for this transaction (``NOWAIT``: a busy row raises ``ImageBusy``)."""
     try:
-        return SmearImage.objects.select_for_update(nowait=True).get(pk=image_id)
+        return SmearImage.objects.select_for_update(nowait=True, no_key=True).get(pk=image_id)
     except SmearImage.DoesNotExist:
         return None
     except DatabaseError as exc:

@@ -131,7 +131,11 @@ def specimen_transition(
 
 
 def lock_specimen(pk: int) -> Specimen:
-    return Specimen.objects.select_for_update().get(pk=pk)
+    """The specimen row, locked for this transaction: everyone who locks it runs one after the
+    other. ``FOR NO KEY UPDATE`` (PostgreSQL): rows that merely refer to the specimen (a
+    worker's audit event, checked at its commit) are not held up, so a verdict waiting on an
+    image the worker holds cannot deadlock with it."""
+    return Specimen.objects.select_for_update(no_key=True).get(pk=pk)
 
 
 def _values(specimen: Specimen) -> dict:

@@ -22,6 +22,7 @@ from ..roles import Capability, require
 from ..validation import check_smear_image
 from .audit import audit_event_create
 from .lifecycle import enqueue_on_commit
+from .specimens import lock_specimen
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -
     try:
         with transaction.atomic():
             # Lock the specimen: a sign-off in progress must not miss an image added meanwhile.
-            _check_accepts_images(Specimen.objects.select_for_update().get(pk=specimen.pk))
+            _check_accepts_images(lock_specimen(specimen.pk))
             _content_lock(checked.sha256)  # until commit: no failed upload deletes what we reuse
             image.file.name = _store(smear_upload_to(image, name), checked.content, written)
             image.thumbnail.name = _store(

@@ -95,6 +95,7 @@ class ImageStatusView(LoginRequiredMixin, ScopedImageMixin, View):
                 "finished": image.is_finished,
                 "waiting_for_model": context["waiting_for_model"],
                 "label": prediction.shown_label if prediction else None,
+                "prediction_id": prediction.pk if prediction else None,
                 "maps_pending": bool(
                     prediction and prediction.saliency_status == prediction.Saliency.PENDING
                 ),

@@ -70,6 +70,9 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
 
     def render_page(self, form, report=None, status=200, sign_form=None):
         specimen, user = self.specimen, self.request.user
+        # The state the form carries is read before what the page shows: a verdict recorded
+        # in between makes the signature refused, never signed unseen.
+        sign_form = sign_form or _sign_form(specimen)
         images = list(selectors.image_list(user=user, specimen=specimen))
         signed = specimen.is_signed
         summary = specimen_summary(images=images)
@@ -91,7 +94,7 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             "can_report": can(user, specimen.lab_id, Capability.REPORT),
             "can_register": not signed and can(user, specimen.lab_id, Capability.REGISTER),
             "can_sign": can(user, specimen.lab_id, Capability.SIGN),
-            "sign_form": sign_form or _sign_form(specimen),
+            "sign_form": sign_form,
         }
         return render(self.request, self.template_name, context, status=status)
 
@@ -139,11 +142,9 @@ class SpecimenSignView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             return refuse(request, str(exc))
         form = SignOffForm(request.POST, amending=specimen.is_signed)
         page = SpecimenDetailView(request=request, kwargs=self.kwargs)
-        if not form.is_valid():
+        if not form.is_valid():  # shown again as posted: the state the signer read stays
             messages.error(request, "Nothing was signed: see the sign-off form.")
-            return page.render_page(
-                SmearUploadForm(), status=400, sign_form=_sign_form(specimen, request.POST)
-            )
+            return page.render_page(SmearUploadForm(), status=400, sign_form=form)
         data = form.cleaned_data
         action = services.specimen_amend if specimen.is_signed else services.specimen_sign_out
         extra = {"reason": data["reason"]} if specimen.is_signed else {}
@@ -162,9 +163,13 @@ class SpecimenSignView(LoginRequiredMixin, ScopedSpecimenMixin, View):
             if exc.forbidden:
                 return refuse(request, str(exc))
             messages.error(request, str(exc))
+            was_signed = specimen.is_signed
             specimen.refresh_from_db()  # e.g. signed by someone else meanwhile
+            # The case as it is now; what was typed stays, unless the form became another
+            # (a sign-off became an amendment: it starts afresh).
+            typed = request.POST if specimen.is_signed == was_signed else None
             return page.render_page(
-                SmearUploadForm(), status=409, sign_form=_sign_form(specimen, request.POST)
+                SmearUploadForm(), status=409, sign_form=_sign_form(specimen, typed)
             )
         except services.ReportRenderError as exc:
             messages.error(request, f"Nothing was signed: {exc} Tell an administrator.")

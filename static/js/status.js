@@ -47,9 +47,10 @@
     }).then(function (response) {
       var type = response.headers.get("Content-Type") || "";
       if (response.redirected) {
-        // The session ended (idle too long): take the patient's data off the screen.
+        // The session ended (idle too long): take the patient's data off the screen. Reload
+        // the page itself, so that signing in again comes back to it, not to this poll.
         self.stop();
-        window.location.assign(response.url);
+        window.location.reload();
         return null;
       }
       if (!response.ok || type.indexOf("application/json") === -1) {
@@ -107,6 +108,13 @@
       summary.innerHTML = data.summary_html;
     }
     document.dispatchEvent(new CustomEvent("lp:image-status", { detail: data }));
+    // The image page's verdict form judges the result it was drawn with: once a new result
+    // is in, draw the page again (a verdict on the old one would be refused).
+    var verdictForm = document.querySelector("form.verdict-form[data-prediction]");
+    if (verdictForm && data.finished &&
+        String(data.prediction_id || "") !== verdictForm.getAttribute("data-prediction")) {
+      window.location.reload();
+    }
   };
 
   function start() {

@@ -325,6 +325,39 @@ def test_a_verified_image_is_not_classified_again(image, clinician, sent):
     sent.assert_not_called()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_specimen_does_not_hold_up_rows_that_only_refer_to_it(image, clinician):
+    """A verdict holds the specimen while it waits for the image the worker holds; the worker's
+    audit row names the specimen, and its foreign-key check at commit waited for the verdict's
+    lock: a deadlock PostgreSQL broke by failing one side. ``FOR NO KEY UPDATE`` lets it by."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from cases.services.specimens import lock_specimen
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    committed = threading.Event()
+
+    def worker_writes_an_event():
+        try:
+            with transaction.atomic():
+                AuditEvent.objects.create(
+                    event_type=AuditEvent.EventType.IMAGE_PROCESSING, specimen=image.specimen
+                )
+            committed.set()
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        lock_specimen(image.specimen_id)  # the verdict's lock
+        worker = threading.Thread(target=worker_writes_an_event)
+        worker.start()
+        assert committed.wait(10), "the worker's commit waited for the specimen lock"
+    worker.join(10)
+
+
 def test_reclassify_is_refused_when_the_active_version_classified_it_before(image, clinician, sent):
     """Rolled back to v1, an image with v1 and v2 results: "classify again" did nothing."""
     first = make_model_version(status=ModelVersion.Status.ACTIVE)

@@ -314,7 +314,8 @@ def test_a_failing_upload_never_deletes_the_file_a_concurrent_upload_reuses(
     first.start()
     assert first_stored.wait(30)
     second.start()  # finds the file the first one wrote
-    second_stored.wait(2)  # old code: it got there at once; now it waits for the first to end
+    # Old code: it got there at once; now it waits for the first upload to end.
+    assert not second_stored.wait(2)
     release_first.set()  # the first one fails and cleans up
     assert second_stored.wait(30)
     release_second.set()

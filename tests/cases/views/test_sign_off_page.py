@@ -39,3 +39,27 @@ def test_the_page_refuses_a_signature_over_verdicts_recorded_after_it_was_read(
     form["seen_verdict"] = _hidden(shown, "seen_verdict")
     assert clinician_client.post(sign_url, form).status_code == 302
     assert image.specimen.sign_offs.count() == 1
+
+
+def test_a_form_error_keeps_the_state_the_signer_read(
+    clinician_client, clinician, patient, image, make_prediction
+):
+    """Shown again for a form error, the form carried the case's new state: fixing the error
+    and signing then covered a colleague's verdict the signer was never told about."""
+    make_prediction(image, member_labels=["Pro"] * 5)
+    services.verdict_record(image=image, user=clinician, kind="confirm")
+    page_url = reverse("cases:specimen-detail", args=[image.specimen_id])
+    read = _hidden(clinician_client.get(page_url).content.decode(), "seen_verdict")
+    services.verdict_record(
+        image=image, user=clinician, kind="reclassify", label="Pre", reason="nucleoli"
+    )
+    sign_url = reverse("cases:specimen-sign", args=[image.specimen_id])
+    form = {"interpretation": "", "comment": "", "seen_verdict": read, "seen_version": "0"}
+
+    invalid = clinician_client.post(sign_url, form)
+
+    assert invalid.status_code == 400
+    assert _hidden(invalid.content.decode(), "seen_verdict") == read
+    form["interpretation"] = "Pro"
+    assert clinician_client.post(sign_url, form).status_code == 409
+    assert not image.specimen.sign_offs.exists()

@@ -27,13 +27,14 @@ def test_status_of_a_queued_image(clinician_client, image):
 def test_status_of_a_finished_image_carries_the_rendered_result(
     clinician_client, image, make_version, make_prediction
 ):
-    make_prediction(
+    prediction = make_prediction(
         image,
         version=make_version(1, is_demo=True),
         member_labels=["Pre", "Pre", "Pre", "Pro", "Pre"],
     )
     data = _status(clinician_client, image)
     assert data["status"] == "done" and data["finished"] is True
+    assert data["prediction_id"] == prediction.pk  # the verdict form reloads when it moves
     assert data["label"] == "Pre"
     assert data["summary"] == "Pre · 4/5 majority"
     assert "Pre-B ALL" in data["result_html"]
