@@ -55,8 +55,7 @@ def vote(
     member_choice = probs.argmax(axis=1)
     counts = np.bincount(member_choice, minlength=len(class_names))
     mean = calibrated_mean(probs, temperature)
-    tied = np.flatnonzero(counts == counts.max())
-    winner = int(tied[np.argmax(mean[tied])])
+    winner = _winner(counts, mean)
     votes = int(counts[winner])
     n = len(member_names)
     if votes == n:
@@ -92,6 +91,23 @@ def vote_batch(
         vote(p, class_names, member_names, inference_ms, temperature)
         for p in np.asarray(batch_probs)
     ]
+
+
+def winners(batch_probs) -> np.ndarray:
+    """The voted class index of each image of ``batch_probs`` (images, members, classes)."""
+    probs = np.asarray(batch_probs, dtype=np.float64)
+    k = probs.shape[-1]
+    return np.array(
+        [_winner(np.bincount(p.argmax(axis=1), minlength=k), p.mean(axis=0)) for p in probs],
+        dtype=np.int64,
+    )
+
+
+def _winner(counts, mean) -> int:
+    """The most voted class; a tie goes to the tied class with the highest mean probability
+    (a temperature keeps that order, so the tempered or plain mean give the same winner)."""
+    tied = np.flatnonzero(counts == counts.max())
+    return int(tied[np.argmax(mean[tied])])
 
 
 def calibrated_mean(member_probs, temperature: float = 1.0) -> np.ndarray:

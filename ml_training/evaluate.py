@@ -111,10 +111,15 @@ def _auc(y_true, probs, k):
     return per_class, (float(np.mean(valid)) if valid else float("nan"))
 
 
-def calibration(y_true, probs, bins: int = ECE_BINS):
-    """Expected calibration error of the top-class confidence, and the reliability table."""
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
+def calibration(y_true, probs, y_pred=None, bins: int = ECE_BINS):
+    """Expected calibration error of the shown label's confidence, and the reliability table.
+
+    ``y_pred`` is the label shown (the ensemble's vote, which need not be the arg-max of the
+    mean); its confidence is its probability. Default: the arg-max and its probability."""
+    probs = np.asarray(probs, dtype=np.float64)
+    y_pred = probs.argmax(axis=1) if y_pred is None else np.asarray(y_pred, dtype=np.int64)
+    conf = probs[np.arange(len(probs)), y_pred]
+    correct = y_pred == np.asarray(y_true)
     edges = np.linspace(0.0, 1.0, bins + 1)
     table, ece = [], 0.0
     for b in range(bins):
@@ -145,7 +150,7 @@ def score(y_true, probs, class_names, *, y_pred=None, n_boot: int = 1000, seed: 
     cm = confusion_matrix(y_true, y_pred, k)
     m = confusion_scores(cm)
     auc_per_class, auc_macro = _auc(y_true, probs, k)
-    ece, table = calibration(y_true, probs)
+    ece, table = calibration(y_true, probs, y_pred)
     hist = np.bincount(y_pred, minlength=k)
     out = {
         "images": int(len(y_true)),

@@ -257,14 +257,15 @@ def fit_run_calibration(ctx: train.RunContext, val, labels) -> float:
     mean = val.probs.mean(axis=1)
     t = calibration.fit_temperature(mean, labels)
     tempered = np.stack([voting.calibrated_mean(p, t) for p in val.probs])
+    shown = voting.winners(val.probs)  # the label a person sees, whose confidence is judged
     record = {
         "method": "temperature on the members' mean probability (softmax(log(mean) / T))",
         "temperature": round(t, 6),
         "fitted_on": f"validation split, {len(labels)} images, test-time views as served",
         "val_nll_before": round(calibration.nll(mean, labels), 6),
         "val_nll_after": round(calibration.nll(tempered, labels), 6),
-        "val_ece_before": round(ev.calibration(labels, mean)[0], 6),
-        "val_ece_after": round(ev.calibration(labels, tempered)[0], 6),
+        "val_ece_before": round(ev.calibration(labels, mean, shown)[0], 6),
+        "val_ece_after": round(ev.calibration(labels, tempered, shown)[0], 6),
     }
     (ctx.run_dir / CALIBRATION_FILE).write_text(json.dumps(record, indent=1))
     logger.info(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from inference.voting import MAJORITY, SPLIT, UNANIMOUS, vote, vote_batch
+from inference.voting import MAJORITY, SPLIT, UNANIMOUS, vote, vote_batch, winners
 
 CLASSES = ["Benign", "Early", "Pre", "Pro"]
 MEMBERS = ["a", "b", "c", "d", "e"]
@@ -63,3 +63,13 @@ def test_vote_batch():
     results = vote_batch(batch, CLASSES, MEMBERS, inference_ms=3.0)
     assert [r.label for r in results] == ["Pre", "Pro"]
     assert all(r.inference_ms == 3.0 for r in results)
+
+
+def test_winners_are_the_votes_labels():
+    rng = np.random.default_rng(3)
+    batch = rng.dirichlet(np.ones(4), size=(300, 5))
+    names = ["Benign", "Early", "Pre", "Pro"]
+    voted = [names.index(r.label) for r in vote_batch(batch, names, list("abcde"))]
+    assert winners(batch).tolist() == voted
+    # the vote is not the mean's arg-max in some of them: the case the function exists for
+    assert (np.asarray(voted) != batch.mean(axis=1).argmax(axis=1)).any()

@@ -65,3 +65,15 @@ def test_plots_are_written(tmp_path):
     plots.plot_reliability(s["reliability"], s["ece"], "t", tmp_path / "e.png")
     for name in ("c.png", "r.png", "e.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ece_judges_the_voted_label_and_its_probability():
+    """Three members vote Early, two are sure of Benign: the mean's arg-max is Benign, but the
+    person sees Early at its mean probability 0.4, and Early is right. The calibration error
+    is of that: |1 - 0.4|, not of Benign's 0.56 judged wrong."""
+    y = np.array([1])
+    probs = np.array([[0.56, 0.40, 0.02, 0.02]])
+    s = evaluate.score(y, probs, CLASSES, y_pred=np.array([1]), n_boot=0)
+    assert s["ece"] == pytest.approx(0.6)
+    assert s["reliability"][0]["accuracy"] == 1.0
+    assert evaluate.score(y, probs, CLASSES, n_boot=0)["ece"] == pytest.approx(0.56)
