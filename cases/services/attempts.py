@@ -28,6 +28,7 @@ from .lifecycle import (
     image_requeue_stopped,
     image_transition,
     lock_image,
+    model_retries_max,
 )
 from .saliency import saliency_enqueue
 
@@ -248,7 +249,7 @@ def fail(image_id: int, task_id: str, kind: str, *, detail: str) -> Classified:
             return Classified(Outcome.SKIPPED)
         image.processing_started_at = None
         message = failure_message(kind, image=image, detail=detail)
-        if kind == Kind.MODEL and image.attempts >= settings.LP_CLASSIFY_MAX_ATTEMPTS:
+        if kind == Kind.MODEL and image.attempts >= model_retries_max():
             message = failure_message("model-gave-up", image=image)
         image_transition(
             image=image,

@@ -21,6 +21,7 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import DatabaseError
 
 from ..models import SmearImage
 from . import attempts
@@ -42,9 +43,17 @@ def image_classify(*, image_id: int, task_id: str) -> Classified:
 
     try:
         engine = get_engine()
+    except (SoftTimeLimitExceeded, DatabaseError):
+        raise  # nothing is wrong with the model: the task retries
     except InferenceError as exc:
         logger.error("image %s: the active model could not be loaded: %s", image_id, exc)
         return attempts.fail(image_id, task_id, Kind.MODEL, detail=str(exc))
+    except Exception as exc:  # noqa: BLE001 - building or warming the model failed
+        # Not an artifact problem the engine names, but the model is as unusable: say so on the
+        # image, so its case does not wait "queued" for ever (the task's retries would end in
+        # the sweep re-sending it every few minutes, with no attempt counted and nothing said).
+        logger.exception("image %s: the active model could not be loaded", image_id)
+        return attempts.fail(image_id, task_id, Kind.MODEL, detail=f"{type(exc).__name__}: {exc}")
     if engine is None:
         return Classified(Outcome.WAITING)
 

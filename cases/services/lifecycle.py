@@ -60,7 +60,7 @@ FAILURE_MESSAGES = {
         "classified automatically once the model is repaired."
     ),
     "model-gave-up": (
-        "The model could not be loaded, so this image was not classified, after {attempts} "
+        "The model could not be loaded, so this image was not classified, after {tries} "
         "tries. This is a problem on the server, not with your image: tell an administrator, "
         "then use “Try again” once the model is repaired."
     ),
@@ -174,7 +174,20 @@ def image_requeue_stopped(image: SmearImage, *, detail: str, reason: str) -> Sme
 
 
 def failure_message(kind: str, *, image: SmearImage, detail: str = "") -> str:
-    return FAILURE_MESSAGES[kind].format(detail=detail, attempts=image.attempts, image_id=image.pk)
+    return FAILURE_MESSAGES[kind].format(
+        detail=detail,
+        attempts=image.attempts,
+        tries=image.attempts + 1,  # a model failure: the first try, then the sweep's retries
+        image_id=image.pk,
+    )
+
+
+def model_retries_max() -> int:
+    """How often the recovery sweep retries an image that failed because the model could not be
+    loaded. Each retry counts an attempt before the retried task claims the image, and a claim
+    at the attempt cap fails without running the model: one fewer than the cap, so the last
+    retry still runs."""
+    return max(settings.LP_CLASSIFY_MAX_ATTEMPTS - 1, 0)
 
 
 def recovered_within(image: SmearImage) -> timedelta:

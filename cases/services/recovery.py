@@ -41,6 +41,7 @@ from .lifecycle import (
     image_fail_at_attempt_cap,
     image_requeue_stopped,
     image_transition,
+    model_retries_max,
 )
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _retry_model_failures(now, active, report: RecoveryReport) -> None:
     waiting = Q(
         status=Status.FAILED,
         failure_kind=Kind.MODEL,
-        attempts__lt=settings.LP_CLASSIFY_MAX_ATTEMPTS,
+        attempts__lt=model_retries_max(),
         updated_at__lt=now - timedelta(seconds=settings.LP_SWEEP_GRACE_S),
     ) & ~Q(specimen__status__in=Specimen.SIGNED)
     if not SmearImage.objects.filter(waiting).exists():
@@ -164,7 +165,7 @@ def _retry_model_failures(now, active, report: RecoveryReport) -> None:
     with transaction.atomic():
         for image in _locked(waiting):
             # Each automatic retry counts: a model that verifies but still cannot be loaded
-            # is retried at most LP_CLASSIFY_MAX_ATTEMPTS times, then left to a person.
+            # is retried at most model_retries_max() times, then left to a person.
             image.attempts += 1
             image.task_id = ""
             image_transition(

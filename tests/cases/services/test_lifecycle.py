@@ -239,7 +239,8 @@ def test_model_failures_are_retried_by_the_sweep_only_up_to_the_attempt_cap(imag
     later = timezone.now() + timedelta(hours=1)
     set_state(image, status=Status.FAILED, failure_kind="model", attempts=0)
     with mock.patch("inference.artifacts.verify_artifacts"):  # the files are sound
-        for expected in range(1, settings.LP_CLASSIFY_MAX_ATTEMPTS + 1):
+        # one fewer than the cap: the retried task's claim must stay under it to run the model
+        for expected in range(1, settings.LP_CLASSIFY_MAX_ATTEMPTS):
             assert services.images_recover(now=later).model_retried == [image.pk]
             image.refresh_from_db()
             assert (image.status, image.attempts) == ("queued", expected)

@@ -165,6 +165,42 @@ def test_an_unexpected_exception_ends_in_a_state_a_person_can_act_on(
     assert "RuntimeError('boom')" in image.failure_detail
 
 
+def test_a_model_that_fails_to_build_fails_the_image_instead_of_leaving_it_queued(
+    image, demo_version, monkeypatch
+):
+    """Not an artifact error but a failure building or warming the ensemble: the image was left
+    queued with no attempt counted, re-sent by the sweep for ever, its case "being classified"."""
+
+    def broken(self):
+        raise RuntimeError("out of memory while tracing")
+
+    reset_engine_cache()
+    monkeypatch.setattr("inference.engine.EnsembleEngine.warm_up", broken)
+    assert classify_image.apply(args=[image.pk]).get() == "failed"
+    image.refresh_from_db()
+    assert (image.status, image.failure_kind) == ("failed", "model")
+    assert "not with your image" in image.error_message
+    assert "out of memory while tracing" in image.failure_detail
+
+
+def test_the_last_automatic_retry_of_a_model_failure_runs_the_model(image, demo_version, settings):
+    """The sweep counted its retry before the task's claim, so the last retry met the attempt
+    cap and failed as "tried N times without finishing" without running the model."""
+    settings.LP_CLASSIFY_MAX_ATTEMPTS = 3
+    later = timezone.now() + timedelta(hours=1)
+    retries = 0
+    while True:
+        SmearImage.objects.filter(pk=image.pk).update(status="failed", failure_kind="model")
+        if not services.images_recover(now=later).model_retried:
+            break
+        retries += 1
+        image.refresh_from_db()
+        last = image.attempts
+    assert retries == 2
+    SmearImage.objects.filter(pk=image.pk).update(status="queued", attempts=last)
+    assert classify(image) is Outcome.DONE  # the model repaired in time for the last retry
+
+
 def test_a_corrupt_model_artifact_fails_for_the_operator_and_recovers_once_repaired(
     image, demo_version
 ):
