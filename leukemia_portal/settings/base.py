@@ -5,16 +5,19 @@ A fresh machine needs no server: without ``DATABASE_URL`` the database is a SQLi
 without ``AWS_STORAGE_BUCKET_NAME`` media files stay on the local filesystem under ``var/media``.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from .dotenv import read_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+read_dotenv(BASE_DIR / ".env", settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", ""))
 
 VAR_DIR = Path(env("LP_VAR_DIR", default=str(BASE_DIR / "var")))
 

@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.images import smear_like_array
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

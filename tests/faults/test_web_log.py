@@ -7,7 +7,7 @@ page opened from its results must leave only paths in the log, never the query o
 import pytest
 import requests
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
 
 
 def test_the_access_log_never_records_a_searched_record_number(portal_factory):

@@ -135,6 +135,7 @@ def test_a_registered_serving_model_serves_what_the_members_serve(demo_ensemble_
             default_storage.delete(artifact)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_serving_model_of_other_members_or_bytes_is_refused(light_version):
     baked = serving_model.baked_config(light_version.preprocessing)
@@ -164,6 +165,7 @@ def test_a_serving_model_of_other_members_or_bytes_is_refused(light_version):
         default_storage.delete(name)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_registration_refuses_a_serving_model_built_for_other_preprocessing(
     tmp_path, light_version

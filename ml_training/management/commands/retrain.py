@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -20,7 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--run-dir", type=Path, help="default: var/runs/<time>-<profile>")
         parser.add_argument("--resume", type=Path, metavar="RUN_DIR")
         parser.add_argument(
-            "--weights-dir", type=Path, help="folder with Keras' ImageNet no-top weight files"
+            "--weights-dir",
+            type=Path,
+            default=Path(settings.LP_WEIGHTS_DIR) if settings.LP_WEIGHTS_DIR else None,
+            help="folder with Keras' ImageNet no-top weight files (default: LP_WEIGHTS_DIR; "
+            "without either, members train from scratch)",
         )
         parser.add_argument("--activate", action="store_true", help="activate the new version")
         parser.add_argument("--demo", action="store_true", help="register marked DEMO")

@@ -1,0 +1,19 @@
+"""The ``.env`` file in the repository root: read for the portal, never for the test suite.
+
+A developer's ``.env`` names their own portal's database and queue (README, "Running with
+PostgreSQL and Redis"). Read into the test settings, it made the suite's worker tasks go to the
+running portal's queue and skipped the test settings' own probes (``test.py``). The tests take
+only what their own environment says.
+"""
+
+import environ
+
+TEST_SETTINGS = "leukemia_portal.settings.test"
+
+
+def read_dotenv(path, *, settings_module: str) -> bool:
+    """Copy ``path``'s variables into ``os.environ`` (the environment wins); whether it did."""
+    if settings_module == TEST_SETTINGS:
+        return False
+    environ.Env.read_env(path, overwrite=False)
+    return True

@@ -1,0 +1,27 @@
+"""A developer's ``.env`` configures their portal, never the test suite."""
+
+import os
+
+from leukemia_portal.settings.dotenv import read_dotenv
+
+
+def test_dotenv_is_read_for_the_portal_and_the_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("LP_DOTENV_PROBE", raising=False)
+    monkeypatch.setenv("LP_DOTENV_KEPT", "from the shell")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LP_DOTENV_PROBE=redis://127.0.0.1:6379/0\nLP_DOTENV_KEPT=from the file\n")
+    try:
+        assert read_dotenv(dotenv, settings_module="leukemia_portal.settings.local")
+        assert os.environ["LP_DOTENV_PROBE"] == "redis://127.0.0.1:6379/0"
+        assert os.environ["LP_DOTENV_KEPT"] == "from the shell"
+    finally:
+        os.environ.pop("LP_DOTENV_PROBE", None)
+
+
+def test_the_test_settings_never_read_it(tmp_path, monkeypatch):
+    """The README's PostgreSQL + Redis ``.env`` sent the suite's tasks to the portal's queue."""
+    monkeypatch.delenv("LP_DOTENV_PROBE", raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LP_DOTENV_PROBE=redis://127.0.0.1:6379/0\n")
+    assert not read_dotenv(dotenv, settings_module="leukemia_portal.settings.test")
+    assert "LP_DOTENV_PROBE" not in os.environ
