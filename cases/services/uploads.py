@@ -127,12 +127,40 @@ def _check_accepts_images(specimen: Specimen) -> None:
 
 
 def _store(content_name: str, content: bytes, written: list[str]) -> str:
-    """Content-addressed: the same bytes stored before (another patient's copy) are reused."""
+    """Content-addressed: the same bytes stored before (another patient's copy) are reused. Call
+    it holding the content's lock (``_content_lock``): a file found there is then no other
+    upload's write in progress, and one there after a failed save is this call's.
+
+    A copy of another size is a write cut short (a crash) and is written again. A save that
+    fails part-way (a full disk) leaves its partial file under the name: it is removed at once,
+    or the next upload of the same pixels would reuse it and be refused as a duplicate after."""
     if default_storage.exists(content_name):
-        return content_name
-    stored = default_storage.save(content_name, ContentFile(content))
+        found = default_storage.size(content_name)
+        if found == len(content):
+            return content_name
+        logger.warning(
+            "%s holds %s bytes, not %s: a damaged copy, written again",
+            content_name,
+            found,
+            len(content),
+        )
+        default_storage.delete(content_name)
+    try:
+        stored = default_storage.save(content_name, ContentFile(content))
+    except BaseException:
+        _delete_partial(content_name)
+        raise
     written.append(stored)
     return stored
+
+
+def _delete_partial(name: str) -> None:
+    """Remove what a failed save left under ``name`` (nothing was there before it)."""
+    try:
+        if default_storage.exists(name):
+            default_storage.delete(name)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+        logger.exception("could not delete the partial file %s after a failed save", name)
 
 
 def _duplicate(name: str) -> ValidationError:
@@ -176,7 +204,9 @@ def image_thumbnail_ensure(*, image: SmearImage) -> str:
 
     with default_storage.open(image.file.name, "rb") as fh:
         rgb = decode_image(fh.read(), max_pixels=settings.LP_MAX_IMAGE_PIXELS)
-    name = _store(thumbnail_upload_to(image, image.original_name), thumbnail_jpeg(rgb), [])
-    SmearImage.objects.filter(pk=image.pk).update(thumbnail=name)
+    with transaction.atomic():
+        _content_lock(image.sha256)  # as an upload's store: no failed upload deletes it
+        name = _store(thumbnail_upload_to(image, image.original_name), thumbnail_jpeg(rgb), [])
+        SmearImage.objects.filter(pk=image.pk).update(thumbnail=name)
     image.thumbnail.name = name
     return name

@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import io
 from unittest import mock
@@ -5,12 +6,14 @@ from unittest import mock
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import override_settings
 from PIL import Image
 
 from cases import services
-from cases.models import AuditEvent, SmearImage
+from cases.models import AuditEvent, SmearImage, smear_upload_to, thumbnail_upload_to
+from cases.validation import store_as_pixels
 from inference.decoding import decode_image
 from tests.factories import default_specimen, home_lab, stored_smear_files
 from tests.images import image_bytes, smear_like_array, upload
@@ -192,6 +195,58 @@ def test_failure_while_saving_the_row_removes_the_stored_file(patient, clinician
         )
     assert stored_smear_files() == before
     assert not SmearImage.objects.exists()
+
+
+def _assert_stored_whole(image):
+    with default_storage.open(image.file.name, "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == image.sha256
+    with default_storage.open(image.thumbnail.name, "rb") as fh, Image.open(fh) as thumb:
+        thumb.load()  # a truncated JPEG raises here
+
+
+def test_a_save_cut_short_by_a_full_disk_leaves_no_partial_file(patient, clinician, monkeypatch):
+    """FileSystemStorage leaves what it wrote when the disk fills up. The partial file stayed
+    under the content-hash name: the next upload of the same pixels reused it, the worker failed
+    it as unreadable, and uploading it again was refused as a duplicate."""
+    before = stored_smear_files()
+    real_save = default_storage._save
+
+    def disk_full(name, content):
+        data = content.read()
+        real_save(name, ContentFile(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(default_storage, "_save", disk_full)
+    with pytest.raises(OSError):
+        services.smear_image_upload(
+            specimen=default_specimen(patient), file=upload(seed=41), uploaded_by=clinician
+        )
+    monkeypatch.undo()
+    assert stored_smear_files() == before
+
+    image = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=41), uploaded_by=clinician
+    )
+    _assert_stored_whole(image)
+    assert len(stored_smear_files()) == len(before) + 2
+
+
+def test_a_damaged_copy_is_written_again_not_reused(patient, clinician):
+    """A write cut short before this was checked (a crash) left a truncated file under the
+    content-hash name; an upload of the same pixels reused it."""
+    pixels = store_as_pixels(image_bytes(seed=42))
+    names = SmearImage(sha256=pixels.sha256, format="PNG")
+    for name, content in (
+        (smear_upload_to(names, ""), pixels.content),
+        (thumbnail_upload_to(names, ""), pixels.thumbnail),
+    ):
+        assert default_storage.save(name, ContentFile(content[:100])) == name
+
+    image = services.smear_image_upload(
+        specimen=default_specimen(patient), file=upload(seed=42), uploaded_by=clinician
+    )
+    assert image.file.name == smear_upload_to(names, "")
+    _assert_stored_whole(image)
 
 
 def test_multi_upload_stores_good_files_and_reports_each_bad_one(patient, clinician):
