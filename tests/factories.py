@@ -7,8 +7,10 @@ the mean probabilities) and is saved by the real ``cases.services.prediction_rec
 through the upload service, so each has a real stored file.
 """
 
+import errno
 from collections.abc import Mapping, Sequence
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
@@ -109,6 +111,29 @@ def make_image(patient, user, *, seed: int = 0, name: str = "smear.png", specime
         file=upload(name, seed=seed),
         uploaded_by=user,
     )
+
+
+def fill_the_disk(monkeypatch, *, on: str) -> None:
+    """The storage's save of a name containing ``on`` writes half its bytes and fails as a
+    full disk does (FileSystemStorage leaves the partial file; the error names the path)."""
+    real_save = default_storage._save
+
+    def save(name, content):
+        if on not in name:
+            return real_save(name, content)
+        data = content.read()
+        real_save(name, ContentFile(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device", default_storage.path(name))
+
+    monkeypatch.setattr(default_storage, "_save", save)
+
+
+def pixels_digest(**image_kwargs) -> str:
+    """The SHA-256 (and so the stored names) of ``tests.images.upload(**image_kwargs)``."""
+    from cases.validation import store_as_pixels
+    from tests.images import image_bytes
+
+    return store_as_pixels(image_bytes(**image_kwargs)).sha256
 
 
 def stored_smear_files() -> list[str]:

@@ -204,8 +204,9 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
         "not signed out (signed out: 400). "
         "`multipart/form-data` with one or more `files` fields (a single `file` is "
         "accepted too). Every file is checked on its own: a valid one is stored and queued for "
-        "classification, an invalid one is reported in `rejected` and leaves nothing behind. "
-        "202 when at least one image was stored; 400 when none was.",
+        "classification, an invalid one is reported in `rejected` and leaves nothing behind, "
+        "as does one the server could not store (a storage fault: its message says to tell an "
+        "administrator). 202 when at least one image was stored; 400 when none was.",
         request={"multipart/form-data": InputSerializer},
         responses={
             202: AcceptedSerializer,

@@ -43,7 +43,7 @@ def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -
     require(uploaded_by, specimen.lab_id, Capability.REGISTER)
     _check_accepts_images(specimen)
     patient = specimen.patient
-    name = (getattr(file, "name", "") or "upload").rsplit("/", 1)[-1][:255]
+    name = _upload_name(file)
     checked = check_smear_image(file)
     if SmearImage.objects.filter(patient=patient, sha256=checked.sha256).exists():
         raise _duplicate(name)
@@ -94,7 +94,9 @@ def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -
 
 
 def smear_images_upload(*, specimen: Specimen, files, uploaded_by, address=None) -> UploadReport:
-    """Store every valid file; report every invalid one. Each file is all-or-nothing."""
+    """Store every valid file; report every invalid one, and every one the server could not
+    store (a full disk, a storage fault: logged for the administrator). Each file is
+    all-or-nothing."""
     require(uploaded_by, specimen.lab_id, Capability.REGISTER)
     files = list(files)
     report = UploadReport()
@@ -114,7 +116,18 @@ def smear_images_upload(*, specimen: Specimen, files, uploaded_by, address=None)
             )
         except ValidationError as exc:
             report.rejected.extend(exc.messages)
+        except OSError:  # its files are removed; the others may still be stored
+            name = _upload_name(file)
+            logger.exception("%r could not be stored in specimen %s", name, specimen.pk)
+            report.rejected.append(
+                f"“{name}” could not be stored on the server, and nothing of it was kept. "
+                "Tell an administrator (the server log has the details)."
+            )
     return report
+
+
+def _upload_name(file) -> str:
+    return (getattr(file, "name", "") or "upload").rsplit("/", 1)[-1][:255]
 
 
 def _check_accepts_images(specimen: Specimen) -> None:

@@ -5,6 +5,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -16,9 +17,11 @@ from PIL import Image
 from cases.models import AuditEvent, SmearImage
 from tests.factories import (
     default_specimen,
+    fill_the_disk,
     make_image,
     make_model_version,
     make_prediction,
+    pixels_digest,
     stored_smear_files,
 )
 from tests.images import image_bytes, upload
@@ -107,6 +110,36 @@ def test_a_mixed_upload_stores_the_good_and_reports_the_bad(clinician_api, patie
     assert body["rejected"] == ["“notes.txt” is not an image (supported: JPEG, PNG, TIFF, BMP)."]
     assert SmearImage.objects.get().original_name == "good.png"
     assert len(stored_smear_files()) == len(before) + 2  # the pixels and the thumbnail
+
+
+def test_a_file_the_server_cannot_store_is_reported_and_the_others_are_stored(
+    clinician_api, patient, monkeypatch
+):
+    """A full disk on one file answered a bare 500, after storing the files before it."""
+    before = stored_smear_files()
+    fill_the_disk(monkeypatch, on=pixels_digest(seed=72))
+
+    response = clinician_api.post(
+        images_url(patient),
+        {"files": [upload("p.png", seed=71), upload("q.png", seed=72), upload("r.png", seed=73)]},
+        format="multipart",
+    )
+
+    assert response.status_code == 202
+    body = response.json()
+    assert [i["original_name"] for i in body["images"]] == ["p.png", "r.png"]
+    assert body["rejected"] == [
+        "“q.png” could not be stored on the server, and nothing of it was kept. Tell an "
+        "administrator (the server log has the details)."
+    ]
+    assert str(django_settings.MEDIA_ROOT) not in response.content.decode()
+    assert len(stored_smear_files()) == len(before) + 4  # nothing of q.png
+
+    only = clinician_api.post(
+        images_url(patient), {"files": [upload("q.png", seed=72)]}, format="multipart"
+    )
+    assert only.status_code == 400
+    assert only.json()["rejected"] == body["rejected"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,13 @@ from cases import services
 from cases.models import AuditEvent, SmearImage, smear_upload_to, thumbnail_upload_to
 from cases.validation import store_as_pixels
 from inference.decoding import decode_image
-from tests.factories import default_specimen, home_lab, stored_smear_files
+from tests.factories import (
+    default_specimen,
+    fill_the_disk,
+    home_lab,
+    pixels_digest,
+    stored_smear_files,
+)
 from tests.images import image_bytes, smear_like_array, upload
 
 
@@ -261,6 +267,36 @@ def test_multi_upload_stores_good_files_and_reports_each_bad_one(patient, clinic
     )
     assert sorted(i.original_name for i in report.stored) == ["a.png", "c.jpg"]
     assert len(report.rejected) == 1 and "b.txt" in report.rejected[0]
+
+
+NOT_STORED = (
+    "could not be stored on the server, and nothing of it was kept. Tell an administrator (the "
+    "server log has the details)."
+)
+
+
+def test_a_file_the_server_cannot_store_is_reported_and_the_others_are_stored(
+    patient, clinician, monkeypatch, caplog
+):
+    """A storage error on one file of several ended the request on the error page, which said
+    nothing was lost: the files before it were stored and queued, those after it were not, and
+    nobody was told which."""
+    before = stored_smear_files()
+    fill_the_disk(
+        monkeypatch, on=f"{pixels_digest(seed=52)}-320"
+    )  # its pixels fit, not its thumbnail
+
+    report = services.smear_images_upload(
+        specimen=default_specimen(patient),
+        files=[upload("a.png", seed=51), upload("b.png", seed=52), upload("c.png", seed=53)],
+        uploaded_by=clinician,
+    )
+
+    assert sorted(i.original_name for i in report.stored) == ["a.png", "c.png"]
+    assert report.rejected == [f"“b.png” {NOT_STORED}"]
+    assert sorted(SmearImage.objects.values_list("original_name", flat=True)) == ["a.png", "c.png"]
+    assert len(stored_smear_files()) == len(before) + 4  # a's and c's: nothing of b
+    assert "No space left on device" in caplog.text  # the detail, for the administrator
 
 
 @override_settings(LP_MAX_FILES_PER_UPLOAD=2)

@@ -2,10 +2,11 @@
 every rejection shown on the form, nothing half-stored."""
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from cases.models import AuditEvent, SmearImage
-from tests.factories import default_specimen, stored_smear_files
+from tests.factories import default_specimen, fill_the_disk, pixels_digest, stored_smear_files
 from tests.images import image_bytes, upload
 
 
@@ -106,6 +107,35 @@ def test_valid_files_are_stored_and_each_rejected_one_is_listed(clinician_client
     assert list(SmearImage.objects.values_list("original_name", flat=True)) == ["good.png"]
     # the stored image already shows in the history table under the form
     assert "good.png" in page
+
+
+def test_a_file_the_server_cannot_store_is_listed_with_the_others_stored(
+    clinician_client, patient, monkeypatch
+):
+    """A full disk on the second of three files showed the error page ("Nothing you uploaded is
+    lost"), though the first was stored and queued and the third was never tried."""
+    before = stored_smear_files()
+    fill_the_disk(monkeypatch, on=pixels_digest(seed=62))
+
+    response = _post(
+        clinician_client,
+        patient,
+        upload("one.png", seed=61),
+        upload("two.png", seed=62),
+        upload("three.png", seed=63),
+    )
+
+    assert response.status_code == 200
+    assert _errors(response) == [
+        "“two.png” could not be stored on the server, and nothing of it was kept. Tell an "
+        "administrator (the server log has the details)."
+    ]
+    page = response.content.decode()
+    assert "2 files stored and queued for classification;" in page and "1 rejected" in page
+    assert str(settings.MEDIA_ROOT) not in page and "Errno" not in page
+    names = SmearImage.objects.values_list("original_name", flat=True)
+    assert sorted(names) == ["one.png", "three.png"]
+    assert len(stored_smear_files()) == len(before) + 4  # nothing of two.png
 
 
 def test_the_same_image_twice_is_reported(clinician_client, patient, image):
