@@ -20,10 +20,13 @@ class ReportIntegrityError(Exception):
     """A stored report is missing or no longer matches its SHA-256: it is not served."""
 
 
-def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
+def case_report_store(
+    *, sign_off: SignOff, user, address=None, written: list[str] | None = None
+) -> CaseReport:
     """Render the PDF of ``sign_off`` and store it. Runs inside the sign-off's transaction: if
-    rendering or storing fails, nothing is signed (``ReportRenderError``), and a file already
-    written is removed."""
+    rendering, storing or auditing fails, nothing is signed (``ReportRenderError``), and a file
+    already written is removed. The stored name is added to ``written``: the caller removes it
+    (``report_files_discard``) if its transaction does not commit."""
     specimen = sign_off.specimen
     try:
         rendered = render_report_pdf(
@@ -53,10 +56,13 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
         if stored != name:
             default_storage.delete(stored)
             raise ReportRenderError(f"Storage renamed the report to {stored}.")
+        if written is not None:
+            written.append(name)
         report.file.name = name
         report.pages = rendered.pages
         report.render_seconds = rendered.seconds
         report.save()
+        _audit_rendered(report, rendered, user=user, address=address)
     except Exception as exc:
         if default_storage.exists(name):  # also a file half-written when the disk filled up
             default_storage.delete(name)
@@ -67,8 +73,19 @@ def case_report_store(*, sign_off: SignOff, user, address=None) -> CaseReport:
             f"The report could not be stored ({type(exc).__name__}; the server log has the "
             "details)."
         ) from exc
-    _audit_rendered(report, rendered, user=user, address=address)
     return report
+
+
+def report_files_discard(names: list[str]) -> None:
+    """Remove report files whose sign-off did not commit (it rolled back, or its commit
+    failed): a PDF with patient data and no row. A file a committed row names is kept, and so
+    is one when that cannot be checked (the database is gone): an orphan, never a lost report."""
+    for name in names:
+        try:
+            if not CaseReport.objects.filter(file=name).exists():
+                default_storage.delete(name)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+            log.exception("Report file %s of a sign-off that did not commit is left", name)
 
 
 def _audit_rendered(report: CaseReport, rendered: RenderedPdf, *, user, address) -> None:
@@ -128,5 +145,6 @@ __all__ = [
     "case_report_bytes",
     "case_report_store",
     "draft_report_pdf",
+    "report_files_discard",
     "signed_report",
 ]

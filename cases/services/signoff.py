@@ -12,7 +12,7 @@ from ..roles import Capability, can, role_in
 from ..selectors.review import specimen_outstanding_images, specimen_sign_state
 from .audit import audit_event_create
 from .lifecycle import ActionRefused
-from .reports import case_report_store
+from .reports import case_report_store, report_files_discard
 from .specimens import lock_specimen, specimen_transition
 
 Status = Specimen.Status
@@ -88,13 +88,18 @@ def require_signer(*, specimen: Specimen, user, amending: bool, address=None) ->
 
 def _sign(specimen, user, interpretation, comment, *, reason, address, amending, seen) -> SignOff:
     reason = (reason or "").strip()
-    with transaction.atomic():
-        specimen = lock_specimen(specimen.pk)
-        refusal = _refusal(
-            specimen, user, interpretation, amending=amending, reason=reason
-        ) or _moved_since(specimen, seen)
-        if refusal is None:
-            return _record(specimen, user, interpretation, comment, reason, address)
+    written: list[str] = []  # the report file: removed if the signature does not commit
+    try:
+        with transaction.atomic():
+            specimen = lock_specimen(specimen.pk)
+            refusal = _refusal(
+                specimen, user, interpretation, amending=amending, reason=reason
+            ) or _moved_since(specimen, seen)
+            if refusal is None:
+                return _record(specimen, user, interpretation, comment, reason, address, written)
+    except BaseException:
+        report_files_discard(written)
+        raise
     _audit_refusal(specimen, user, refusal, amending=amending, address=address)
     raise refusal
 
@@ -185,7 +190,7 @@ def _busy_reason(specimen, busy: int) -> str:
     )
 
 
-def _record(specimen, user, interpretation, comment, reason, address) -> SignOff:
+def _record(specimen, user, interpretation, comment, reason, address, written) -> SignOff:
     version = (specimen.sign_offs.aggregate(v=Max("version"))["v"] or 0) + 1
     sign_off = SignOff.objects.create(
         specimen=specimen,
@@ -210,5 +215,5 @@ def _record(specimen, user, interpretation, comment, reason, address) -> SignOff
         },
     )
     # Last, inside the same transaction: a version is signed with its report or not at all.
-    case_report_store(sign_off=sign_off, user=user, address=address)
+    case_report_store(sign_off=sign_off, user=user, address=address, written=written)
     return sign_off

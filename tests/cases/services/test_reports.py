@@ -14,6 +14,7 @@ import json
 import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import DatabaseError, OperationalError, transaction
 from fhir.resources.bundle import Bundle
 from pypdf import PdfReader
 
@@ -373,6 +374,58 @@ def test_a_storage_failure_signs_nothing_and_leaves_no_file(case, clinician, mon
     with pytest.raises(services.ReportRenderError, match="could not be stored"):
         sign(case, clinician)
     assert written and not default_storage.exists(written[0])
+    assert not CaseReport.objects.exists() and not case.sign_offs.exists()
+
+
+def stored_reports() -> list[str]:
+    """Every stored report file (media is shared by a session's tests: compare before/after)."""
+    try:
+        dirs, _ = default_storage.listdir("reports")
+    except FileNotFoundError:
+        return []
+    return sorted(f"{d}/{f}" for d in dirs for f in default_storage.listdir(f"reports/{d}")[1])
+
+
+def test_a_failed_audit_of_the_report_signs_nothing_and_leaves_no_file(
+    case, clinician, monkeypatch
+):
+    """The PDF (patient data) stayed in storage without its row when the REPORT_RENDERED audit
+    insert failed after it was stored."""
+    from cases.services import reports
+
+    before = stored_reports()
+    real_audit = reports.audit_event_create
+
+    def audit(**kwargs):
+        if kwargs["event_type"] == EventType.REPORT_RENDERED:
+            raise DatabaseError("the audit table is full")
+        return real_audit(**kwargs)
+
+    monkeypatch.setattr(reports, "audit_event_create", audit)
+    with pytest.raises((services.ReportRenderError, DatabaseError)) as failed:  # kind: below
+        sign(case, clinician)
+    assert stored_reports() == before
+    assert not CaseReport.objects.exists() and not case.sign_offs.exists()
+    # The page says "Nothing was signed" with this, as for a report that failed to store.
+    assert isinstance(failed.value, services.ReportRenderError)
+    assert "could not be stored" in str(failed.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_off_whose_commit_fails_leaves_no_report_file(case, clinician, monkeypatch):
+    """The report was stored, then the commit failed (a serialization failure, a lost
+    connection): the sign-off rolled back and its PDF stayed in storage."""
+    before = stored_reports()
+    connection = transaction.get_connection()
+
+    def commit():
+        monkeypatch.undo()
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(connection, "commit", commit)
+    with pytest.raises(OperationalError):
+        sign(case, clinician)
+    assert stored_reports() == before
     assert not CaseReport.objects.exists() and not case.sign_offs.exists()
 
 
