@@ -62,8 +62,19 @@ def prediction_explain(*, prediction_id: int, between: Callable[[], object] | No
         overlays = _overlays(engine, prediction, between)
     except Exception as exc:  # noqa: BLE001 - any failure ends in a state the page shows
         logger.exception("Grad-CAM of prediction %s failed", prediction_id)
-        return _finish(prediction_id, Saliency.FAILED, f"{type(exc).__name__}: {exc}")
+        return _finish(prediction_id, Saliency.FAILED, _failure_reason(exc))
     return _store(prediction_id, prediction.label, overlays)
+
+
+def _failure_reason(exc: Exception) -> str:
+    """What the image page says of a failure: never its text, which may name the server's
+    files (the log has it, with the traceback)."""
+    if isinstance(exc, OSError):
+        return (
+            "the image file could not be read: it is missing or damaged, and an administrator "
+            "must restore it (the server log says which)"
+        )
+    return f"{type(exc).__name__}; the server log has the details"
 
 
 def _overlays(engine, prediction: Prediction, between=None) -> list[Overlay]:
