@@ -16,12 +16,16 @@ from django.core.exceptions import (
 )
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+
+# Refusals of the request's data, raised wherever it is first read (a view, or the CSRF check).
+REQUEST_DATA_REFUSED = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
 def request_refused_message(exc: Exception) -> tuple[int, str]:
@@ -53,10 +57,17 @@ def is_api_request(request) -> bool:
 
 
 def bad_request(request, exception=None):
+    """400 (413 for too large a body). A request whose data Django refused to read (too many
+    files or fields, too large) is refused before its view, by the CSRF check reading the form:
+    the page says what to do, in the site's layout, with the way back to the form."""
+    code, message = request_refused_message(exception)
     if is_api_request(request):
-        _, message = request_refused_message(exception)
-        return JsonResponse({"detail": message}, status=400)
-    return defaults.bad_request(request, exception)
+        return JsonResponse({"detail": message}, status=code)
+    if not isinstance(exception, REQUEST_DATA_REFUSED):
+        return defaults.bad_request(request, exception)  # 400.html, without the request
+    back = request.path if url_has_allowed_host_and_scheme(request.path, None) else None
+    context = {"message": f"Nothing was saved. {message}", "back": back}
+    return render(request, "400.html", context, status=code)
 
 
 def permission_denied(request, exception=None):

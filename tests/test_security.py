@@ -5,6 +5,7 @@ Each test is an auditor's finding that the old code failed.
 """
 
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -12,12 +13,12 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from cases.models import AuditEvent
+from cases.models import AuditEvent, SmearImage
 from tests.factories import default_specimen, home_lab
 from tests.images import upload
 
@@ -71,14 +72,25 @@ def test_too_large_a_request_body_is_a_json_error(client, clinician, settings):
     assert response.json() == {"detail": "The request body is too large."}
 
 
-def test_too_many_files_on_the_page_is_a_form_error(client, clinician, patient_of):
+def test_too_many_files_on_the_page_says_what_to_do_in_the_sites_layout(clinician, patient_of):
+    """Django refuses the files while the CSRF check reads the form, before the view: the page
+    was a bare "Bad Request (400)". (A client that skips the CSRF check hid this.)"""
+    client = Client(enforce_csrf_checks=True)
     client.force_login(clinician)
     patient = patient_of(clinician)
-    files = [upload(f"{i}.png", seed=i) for i in range(settings.LP_MAX_FILES_PER_UPLOAD + 1)]
     url = reverse("cases:specimen-detail", args=[default_specimen(patient).pk])
-    response = client.post(url, {"images": files})
+    page = client.get(url)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    files = [upload(f"{i}.png", seed=i) for i in range(settings.LP_MAX_FILES_PER_UPLOAD + 1)]
+
+    response = client.post(url, {"csrfmiddlewaretoken": token, "images": files})
+
+    html = response.content.decode()
     assert response.status_code == 400
-    assert "send at most 50 at a time" in response.content.decode()
+    assert "Nothing was saved" in html and "send at most 50 at a time" in html
+    assert "Research use only" in html and "dr_ada" in html  # the site's page, signed in
+    assert f'href="{url}"' in html  # the way back to the upload form
+    assert not SmearImage.objects.exists()
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@ the upload form, and sign-off with its amendments. Also the verdict form of the 
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils.functional import cached_property
 from django.views import View
-
-from leukemia_portal.errors import request_refused_message
 
 from .. import selectors, services
 from ..flags import badges as flag_badges
@@ -41,11 +39,9 @@ class SpecimenDetailView(LoginRequiredMixin, ScopedSpecimenMixin, View):
 
     def post(self, request, pk):
         require(request.user, self.specimen.lab_id, Capability.REGISTER)
-        try:
-            form = SmearUploadForm(request.POST, request.FILES)
-        except SuspiciousOperation as exc:  # too many files, too large a request
-            messages.error(request, f"Nothing was stored. {request_refused_message(exc)[1]}")
-            return self.render_page(SmearUploadForm(), status=400)
+        # Too many files or too large a request: refused while the CSRF check reads the form,
+        # before this view (leukemia_portal.errors.bad_request says what to do).
+        form = SmearUploadForm(request.POST, request.FILES)
         report = None
         if form.is_valid():
             try:
