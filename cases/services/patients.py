@@ -1,11 +1,9 @@
 """Patients: register and correct, each change audited with its old and new values."""
 
-from django.db import transaction
-
 from ..models import AuditEvent, Patient
 from ..roles import Capability, require
 from .audit import audit_event_create
-from .cleaning import full_clean
+from .cleaning import atomic_unique, full_clean
 
 PATIENT_FIELDS = ("record_number", "display_label", "sex", "birth_year")
 
@@ -25,7 +23,7 @@ def patient_create(
         birth_year=birth_year,
     )
     full_clean(patient)
-    with transaction.atomic():
+    with atomic_unique(patient):
         patient.save()
         audit_event_create(
             event_type=AuditEvent.EventType.PATIENT_CREATED,
@@ -53,7 +51,7 @@ def patient_update(*, patient: Patient, user, data: dict, address=None) -> Patie
     if not new:
         return patient
     full_clean(patient)
-    with transaction.atomic():
+    with atomic_unique(patient):
         patient.save(update_fields=[*new, "updated_at"])
         audit_event_create(
             event_type=AuditEvent.EventType.PATIENT_UPDATED,

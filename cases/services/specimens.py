@@ -11,7 +11,7 @@ from django.db import transaction
 from ..models import AuditEvent, Patient, Specimen
 from ..roles import Capability, require
 from .audit import audit_event_create
-from .cleaning import full_clean
+from .cleaning import atomic_unique, full_clean
 
 Status = Specimen.Status
 EventType = AuditEvent.EventType
@@ -62,7 +62,7 @@ def specimen_create(
         created_by=created_by,
     )
     full_clean(specimen)
-    with transaction.atomic():
+    with atomic_unique(specimen):
         specimen.save()
         audit_event_create(
             event_type=EventType.SPECIMEN_CREATED,
@@ -92,7 +92,8 @@ def specimen_update(*, specimen: Specimen, user, data: dict, address=None) -> Sp
         if not new:
             return specimen
         full_clean(specimen)
-        specimen.save(update_fields=[*new, "updated_at"])
+        with atomic_unique(specimen):  # a savepoint: the lock's transaction goes on
+            specimen.save(update_fields=[*new, "updated_at"])
         audit_event_create(
             event_type=EventType.SPECIMEN_UPDATED,
             acting_user=user,

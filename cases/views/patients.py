@@ -6,14 +6,13 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
 from django.shortcuts import redirect, render
 from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import FormView, ListView
 
 from .. import selectors, services
-from ..forms import PatientForm, SpecimenForm, duplicate_record_message
+from ..forms import PatientForm, SpecimenForm
 from ..models import AuditEvent, Prediction, SmearImage
 from ..roles import Capability, RoleRequired, can, require
 from .common import refuse
@@ -76,9 +75,6 @@ class PatientCreateView(LoginRequiredMixin, FormView):
         except ValidationError as exc:
             form.add_service_error(exc)
             return self.form_invalid(form)
-        except IntegrityError:  # a concurrent request registered the same number first
-            form.add_error("record_number", duplicate_record_message(form["record_number"].value()))
-            return self.form_invalid(form)
         messages.success(
             self.request,
             f"Patient “{patient.display_label}” registered. Register a specimen to upload its "
@@ -132,10 +128,6 @@ class PatientEditView(LoginRequiredMixin, ScopedPatientMixin, FormView):
         except ValidationError as exc:
             patient.refresh_from_db()  # the service set the rejected values on the instance
             form.add_service_error(exc)
-            return self.form_invalid(form)
-        except IntegrityError:
-            patient.refresh_from_db()
-            form.add_error("record_number", duplicate_record_message(form["record_number"].value()))
             return self.form_invalid(form)
         messages.success(self.request, "Patient details saved.")
         return redirect("cases:patient-detail", pk=patient.pk)

@@ -1,10 +1,12 @@
 """Patients through the API: create, list, search, show, change; scoped to the owner."""
 
+from unittest import mock
+
 import pytest
 
 from cases import services
 from cases.models import AuditEvent, Patient
-from tests.factories import home_lab
+from tests.factories import default_specimen, home_lab, make_patient
 
 URL = "/api/v1/patients/"
 
@@ -203,3 +205,38 @@ def test_another_labs_patient_does_not_exist(other_api, patient):
 
 def test_an_unknown_patient_is_404(clinician_api):
     assert clinician_api.get(detail(999999)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "patients/", {"record_number": "MRN-1", "display_label": "Y"}, "record_number"),
+        ("patch", "patients/{second}/", {"record_number": "MRN-1"}, "record_number"),
+        (
+            "post",
+            "patients/{second}/specimens/",
+            {"accession_number": "S-{first}"},
+            "accession_number",
+        ),
+        ("patch", "specimens/{specimen}/", {"accession_number": "S-{first}"}, "accession_number"),
+    ],
+)
+def test_a_duplicate_registered_meanwhile_is_a_400_not_a_500(
+    clinician_api, clinician, method, path, body, field
+):
+    """Both requests passed validation; the second one's save used to answer 500."""
+    first = make_patient(clinician, record_number="MRN-1")
+    second = make_patient(clinician, record_number="MRN-2")
+    default_specimen(first)
+    ids = {"first": first.pk, "second": second.pk, "specimen": default_specimen(second).pk}
+    body = {name: value.format(**ids) for name, value in body.items()}
+    module = "patients" if field == "record_number" else "specimens"
+
+    with mock.patch(f"cases.services.{module}.full_clean"):
+        response = getattr(clinician_api, method)(
+            f"/api/v1/{path.format(**ids)}", body, format="json"
+        )
+
+    assert response.status_code == 400
+    assert response.json() == {field: [mock.ANY]}
+    assert "exists in this lab" in response.json()[field][0]

@@ -1,10 +1,13 @@
 """Create and edit patients through the services; their validation errors land on the form."""
 
+from unittest import mock
+
+import pytest
 from django.urls import reverse
 
 from cases import services
-from cases.models import AuditEvent, Patient
-from tests.factories import home_lab
+from cases.models import AuditEvent, Patient, Specimen
+from tests.factories import default_specimen, home_lab, make_patient
 
 
 def test_create_patient_and_land_on_its_page(clinician_client, clinician):
@@ -140,3 +143,34 @@ def test_saving_an_unchanged_form_writes_nothing(clinician_client, patient):
     )
     assert "Nothing was changed." in response.text
     assert not AuditEvent.objects.filter(event_type=AuditEvent.EventType.PATIENT_UPDATED).exists()
+
+
+@pytest.mark.parametrize("editing", [False, True])
+def test_a_record_number_registered_meanwhile_is_a_form_error(clinician_client, clinician, editing):
+    """Both requests passed validation; the second one's save broke the constraint."""
+    make_patient(clinician, record_number="MRN-1")
+    other = make_patient(clinician, record_number="MRN-2", display_label="Other")
+    url = reverse("cases:patient-edit", args=[other.pk]) if editing else None
+    with mock.patch("cases.services.patients.full_clean"):
+        response = clinician_client.post(
+            url or reverse("cases:patient-create"),
+            {"record_number": "MRN-1", "display_label": "Mine"},
+        )
+    assert response.status_code == 200
+    assert "Record number “MRN-1” is already registered in this lab" in response.text
+    assert Patient.objects.filter(record_number="MRN-1").count() == 1
+
+
+def test_an_accession_number_registered_meanwhile_is_a_form_error(clinician_client, patient):
+    """It answered 500: the page's specimen form did not expect the constraint to break."""
+    taken = default_specimen(patient).accession_number
+    with mock.patch("cases.services.specimens.full_clean"):
+        response = clinician_client.post(
+            reverse("cases:patient-detail", args=[patient.pk]),
+            {"accession_number": taken, "specimen_type": "peripheral_blood"},
+        )
+    assert response.status_code == 200
+    assert response.context["form"].errors["accession_number"] == [
+        "A specimen with this accession number exists in this lab."
+    ]
+    assert Specimen.objects.filter(accession_number=taken).count() == 1
