@@ -247,6 +247,14 @@ def enqueue_on_commit(image_id: int) -> None:
 class ActionResult:
     image: SmearImage
     message: str  # what happened, in a sentence for the person who asked
+    sent: bool = True  # False: queued, but the task could not be sent (the broker is down)
+
+
+QUEUE_UNREACHABLE = (
+    "The image is queued again, but the classification queue could not be reached: it will be "
+    "sent automatically once the queue is back. If it is still waiting in a few minutes, tell "
+    "an administrator."
+)
 
 
 def image_requeue(*, image_id: int, user, address=None) -> ActionResult:
@@ -271,7 +279,8 @@ def image_retry(*, image_id: int, user, address=None) -> ActionResult:
             Status.QUEUED: "it had waited in the queue without being picked up",
             Status.FAILED: "it had failed",
         }[image.status]
-        return _requeue(image, user=user, address=address, reason=reason)
+        result = _requeue(image, user=user, address=address, reason=reason)
+    return _send(result)
 
 
 def retry_refusal(image: SmearImage, now=None) -> str | None:
@@ -301,12 +310,10 @@ def image_reclassify(*, image_id: int, user, address=None) -> ActionResult:
         refusal = reclassify_refusal(image, active)
         if refusal is not None:
             raise ActionRefused(refusal)
-        result = _requeue(
-            image, user=user, address=address, reason=f"to be classified by {active.label}"
-        )
-        return ActionResult(
-            result.image, f"The image was queued for classification with model {active.label}."
-        )
+        _requeue(image, user=user, address=address, reason=f"to be classified by {active.label}")
+    return _send(
+        ActionResult(image, f"The image was queued for classification with model {active.label}.")
+    )
 
 
 def reclassify_refusal(image: SmearImage, active) -> str | None:
@@ -388,8 +395,19 @@ def _requeue(image: SmearImage, *, user, address, reason: str) -> ActionResult:
             fields=("attempts", "task_id", "processing_started_at"),
             new={"reason": reason},
         )
-    enqueue_on_commit(image.pk)
     return ActionResult(image, "The image was queued again for classification.")
+
+
+def _send(result: ActionResult) -> ActionResult:
+    """Send the requeued image's task once the requeue is committed: at once, called after the
+    service's transaction. When the queue could not be reached, the result says so (the image
+    stays queued, unsent: the recovery sweep sends it when the broker answers again)."""
+    outcome: list[bool] = []
+    transaction.on_commit(lambda: outcome.append(image_enqueue(result.image.pk)))
+    unsent = SmearImage.objects.filter(pk=result.image.pk, status=Status.QUEUED, enqueued_at=None)
+    if outcome == [False] and unsent.exists():  # not: a worker took it meanwhile
+        return ActionResult(result.image, QUEUE_UNREACHABLE, sent=False)
+    return result
 
 
 def _queued_and_lost(image: SmearImage, now, *, after: timedelta) -> bool:

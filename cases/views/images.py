@@ -205,7 +205,8 @@ class ImageActionView(LoginRequiredMixin, ScopedImageMixin, View):
         except services.ActionRefused as exc:
             messages.info(request, str(exc))
         else:
-            messages.success(request, result.message)
+            say = messages.success if result.sent else messages.warning
+            say(request, result.message)
         return redirect("cases:image-detail", pk=image.pk)
 
 

@@ -1,6 +1,10 @@
 """The JSON status endpoint polled by status.js, and the Try again / reclassify actions."""
 
+from unittest import mock
+
+import pytest
 from django.urls import reverse
+from kombu.exceptions import OperationalError
 
 from cases.models import AuditEvent, SmearImage
 
@@ -105,3 +109,23 @@ def test_reclassify_without_an_active_model(clinician_client, image, make_versio
     image.refresh_from_db()
     assert image.status == "done"
     assert "No model version is active" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the send runs once the requeue is committed
+def test_try_again_says_so_when_the_queue_cannot_be_reached(clinician_client, image):
+    """It said "The image was queued again for classification." with the broker down."""
+    SmearImage.objects.filter(pk=image.pk).update(status="failed", error_message="broken")
+    with mock.patch(
+        "cases.tasks.classify_image.apply_async", side_effect=OperationalError("refused")
+    ) as send:
+        response = clinician_client.post(
+            reverse("cases:image-requeue", args=[image.pk]), follow=True
+        )
+    send.assert_called_once()
+    image.refresh_from_db()
+    assert (image.status, image.enqueued_at) == ("queued", None)  # the sweep sends it again
+    [message] = response.context["messages"]
+    assert message.level_tag == "warning"
+    assert "the classification queue could not be reached" in message.message
+    assert "sent automatically once the queue is back" in message.message
+    assert "queued again for classification." not in response.text
