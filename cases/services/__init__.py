@@ -62,7 +62,7 @@ from .specimens import (
     specimen_update,
 )
 from .uploads import UploadReport, image_thumbnail_ensure, smear_image_upload, smear_images_upload
-from .verdicts import verdict_record
+from .verdicts import verdict_prediction, verdict_record
 
 __all__ = [
     "ALLOWED",
@@ -86,6 +86,7 @@ __all__ = [
     "specimen_sign_out",
     "specimen_transition",
     "specimen_update",
+    "verdict_prediction",
     "verdict_record",
     "prediction_explain",
     "saliency_enqueue",

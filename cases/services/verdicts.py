@@ -41,7 +41,7 @@ def verdict_record(
         if specimen.is_signed:
             raise SpecimenLocked(specimen, "take new verdicts")
         image = SmearImage.objects.get(pk=image.pk)
-        prediction = image.latest_prediction if image.status == SmearImage.Status.DONE else None
+        prediction = verdict_prediction(image)
         seen = seen_prediction_id
         if (
             kind in NEEDS_PREDICTION
@@ -81,6 +81,13 @@ def verdict_record(
                 new={"reason": "first verdict"},
             )
     return verdict
+
+
+def verdict_prediction(image: SmearImage):
+    """The result a confirmation or reclassification of ``image`` judges: its latest, once the
+    image is classified. ``None`` while it is classified again and after that failed: the
+    earlier result is then no longer the image's result."""
+    return image.latest_prediction if image.status == SmearImage.Status.DONE else None
 
 
 def _label_and_reason(image, prediction, kind, label, reason) -> dict:

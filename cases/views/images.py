@@ -58,9 +58,12 @@ class ImageDetailView(LoginRequiredMixin, ScopedImageMixin, View):
 
 
 def review_context(request, image: SmearImage) -> dict:
-    """The verdict panel's context: flags, the current verdict and its history, the form."""
+    """The verdict panel's context: flags, the current verdict and its history, the form. The
+    form confirms or reclassifies only the result a verdict may judge (``verdict_prediction``):
+    not an earlier result while the image is classified again, or after that failed."""
     locked = image.specimen.is_signed
     return {
+        "verdict_prediction": services.verdict_prediction(image),
         "flags": flag_badges(image.current_flags),
         "current_verdict": image.current_verdict,
         "verdict_history": image.verdict_history,

@@ -165,6 +165,40 @@ def test_failed_image_offers_try_again(clinician_client, image):
     assert "Try again" in page
 
 
+def test_a_failed_reclassification_offers_no_verdict_on_the_earlier_result(
+    clinician_client, image, make_version, make_prediction
+):
+    """The page offered "Confirm Pre" on the earlier result; the service refused it (the
+    image is not classified), said to reload, and the reloaded page offered it again."""
+    make_prediction(image, version=make_version(1), member_labels=["Pre"] * 5)
+    SmearImage.objects.filter(pk=image.pk).update(
+        status="failed", error_message="The model could not be loaded."
+    )
+
+    page = _page(clinician_client, image)
+
+    assert 'value="confirm"' not in page and 'value="reclassify"' not in page
+    assert 'name="prediction"' not in page
+    assert "Confirm Pre" not in page
+    assert "Classifying it again failed: The model could not be loaded." in page
+    assert "cannot be confirmed or reclassified" in page
+    assert "Try again above" in page
+    assert 'value="not_assessable"' in page and 'value="excluded"' in page  # what it allows
+
+
+def test_an_image_being_classified_again_offers_no_verdict_on_the_earlier_result(
+    clinician_client, image, make_version, make_prediction
+):
+    make_prediction(image, version=make_version(1), member_labels=["Pre"] * 5)
+    make_version(2, status="active")
+    SmearImage.objects.filter(pk=image.pk).update(status="processing")
+
+    page = _page(clinician_client, image)
+
+    assert 'value="confirm"' not in page and "Confirm Pre" not in page
+    assert "being classified again" in page
+
+
 def test_specimen_page_lists_images_with_status_and_latest_label(
     clinician_client, patient, image, make_version, make_prediction
 ):
