@@ -10,12 +10,21 @@
  *
  * Bar widths come as data-width (a percentage) and are set here: the Content-Security-Policy
  * allows no inline style attribute.
+ *
+ * The updates never end silently: when the endpoint refuses (4xx: e.g. access was withdrawn)
+ * polling stops, and when it keeps failing (5xx, network) it is retried ever less often; either
+ * way the page's notice ([data-poll-notice], cases/_poll_notice.html) says so and what to do,
+ * and it is hidden again once an answer comes.
  */
 (function () {
   "use strict";
 
   var FIRST_DELAY = 1500;
   var MAX_DELAY = 8000;
+  var MAX_FAILING_DELAY = 60000; // a failing server is asked less and less often
+  var FAILURES_SHOWN = 3; // consecutive failures before the page says so
+  var ADVICE = " Reload the page; if this persists, tell an administrator.";
+  var pollers = [];
 
   function Poller(el) {
     this.el = el;
@@ -23,7 +32,36 @@
     this.delay = FIRST_DELAY;
     this.timer = null;
     this.stopped = false;
+    this.failures = 0;
+    this.problem = null; // what the notice says for this poller, or null
   }
+
+  // The page's notice shows the first poller's problem, and hides when none has one.
+  function showProblems() {
+    var notice = document.querySelector("[data-poll-notice]");
+    if (!notice) {
+      notice = document.createElement("p");
+      notice.className = "notice notice-warning";
+      notice.setAttribute("data-poll-notice", "");
+      notice.setAttribute("role", "alert");
+      var main = document.getElementById("main") || document.body;
+      main.insertBefore(notice, main.firstChild);
+    }
+    var problem = null;
+    for (var i = 0; i < pollers.length && !problem; i++) { problem = pollers[i].problem; }
+    if (problem) {
+      if (notice.textContent !== problem) { notice.textContent = problem; }
+      notice.hidden = false;
+    } else {
+      notice.hidden = true;
+    }
+  }
+
+  Poller.prototype.setProblem = function (problem) {
+    if (this.problem === problem) return;
+    this.problem = problem;
+    showProblems();
+  };
 
   Poller.prototype.schedule = function () {
     var self = this;
@@ -53,14 +91,23 @@
         window.location.reload();
         return null;
       }
+      if (response.status >= 500) {
+        self.backOff("the server answered " + response.status); // perhaps passing: try later
+        return null;
+      }
       if (!response.ok || type.indexOf("application/json") === -1) {
-        // No longer visible to this user: stop, do not hammer; a server error: back off.
-        if (response.status >= 500) { self.backOff(); } else { self.stop(); }
+        // No longer visible to this user (404, 403) or not a status answer: asking again
+        // would get the same, so stop, and say so.
+        self.stop();
+        self.setProblem("Updates stopped: the server refused this page's status check (" +
+          (response.ok ? "not a status answer" : "error " + response.status) + ")." + ADVICE);
         return null;
       }
       return response.json();
     }).then(function (data) {
       if (!data) return;
+      self.failures = 0;
+      self.setProblem(null);
       if (data.state !== self.el.getAttribute("data-state")) {
         self.apply(data);
         self.delay = FIRST_DELAY;
@@ -70,12 +117,19 @@
       // A finished image may still wait for its Grad-CAM maps (a follow-up task).
       if (data.finished && !data.maps_pending) { self.stop(); } else { self.schedule(); }
     }).catch(function () {
-      self.backOff(); // network hiccup: try again later
+      self.backOff("the server could not be reached"); // network hiccup: try again later
     });
   };
 
-  Poller.prototype.backOff = function () {
-    this.delay = Math.min(this.delay * 2, MAX_DELAY);
+  // A failure that may pass: ask again later, less and less often (3 s, 6 s, 12 s… up to a
+  // minute); after a few in a row, say so.
+  Poller.prototype.backOff = function (why) {
+    this.failures += 1;
+    this.delay = Math.min(FIRST_DELAY * Math.pow(2, this.failures), MAX_FAILING_DELAY);
+    if (this.failures >= FAILURES_SHOWN) {
+      this.setProblem("Updates are failing: " + why + ". Still trying; the status shown may " +
+        "be out of date." + ADVICE);
+    }
     this.schedule();
   };
 
@@ -120,7 +174,6 @@
   function start() {
     applyWidths(document);
     if (!window.fetch) return; // very old browsers: the page still works with a manual reload
-    var pollers = [];
     var nodes = document.querySelectorAll("[data-poll-url]");
     for (var i = 0; i < nodes.length; i++) {
       if (nodes[i].getAttribute("data-finished") === "true") continue;

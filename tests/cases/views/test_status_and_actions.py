@@ -129,3 +129,17 @@ def test_try_again_says_so_when_the_queue_cannot_be_reached(clinician_client, im
     assert "the classification queue could not be reached" in message.message
     assert "sent automatically once the queue is back" in message.message
     assert "queued again for classification." not in response.text
+
+
+def test_the_polling_pages_have_a_place_to_say_their_updates_stopped(
+    clinician_client, image, patient
+):
+    """status.js shows it when the updates fail or stop (tests/browser/test_status_updates.py)."""
+    hidden = '<p class="notice notice-warning" data-poll-notice role="alert" hidden>'
+    for url in (
+        reverse("cases:image-detail", args=[image.pk]),
+        reverse("cases:specimen-detail", args=[image.specimen_id]),
+    ):
+        page = clinician_client.get(url).content.decode()
+        assert page.count(hidden) == 1, url
+        assert "data-poll-url" in page and "js/status.js" in page
