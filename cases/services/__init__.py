@@ -1,7 +1,8 @@
 """Writes. Views, the API, the admin and Celery tasks call these; none writes models directly.
 
 One module per domain: ``labs`` (members and roles), ``patients``, ``specimens``, ``uploads``,
-``lifecycle`` (image statuses and what a person may ask for), ``classification`` (the worker's
+``lifecycle`` (image statuses and their moves), ``image_requests`` (what a person may ask of
+an image: try again, classify again), ``classification`` (the worker's
 side), ``recovery`` (the sweep), ``flags``, ``verdicts``, ``signoff``, ``accounts`` and
 ``audit``. Each service validates, works in one transaction, writes its audit event in that
 transaction, and defers Celery work to ``transaction.on_commit`` so a worker never sees a row
@@ -26,21 +27,23 @@ from .classification import (
     prediction_record,
 )
 from .flags import flags_refresh
+from .image_requests import (
+    ActionResult,
+    image_reclassify,
+    image_requeue,
+    image_retry,
+    reclassify_refusal,
+    retry_refusal,
+)
 from .labs import lab_ensure, membership_remove, membership_set
 from .lifecycle import (
     ALLOWED,
     ActionRefused,
-    ActionResult,
     IllegalTransition,
     ImageBusy,
     image_enqueue,
-    image_reclassify,
-    image_requeue,
-    image_retry,
     image_transition,
-    reclassify_refusal,
     recovered_within,
-    retry_refusal,
 )
 from .patients import PATIENT_FIELDS, patient_create, patient_update
 from .recovery import RecoveryReport, images_recover
