@@ -82,3 +82,20 @@ def _remove_test_media_afterwards():
     media = Path(settings.MEDIA_ROOT)
     if media.parent == Path(tempfile.gettempdir()) and media.name.startswith("lp-test-media-"):
         shutil.rmtree(media, ignore_errors=True)
+
+
+@pytest.fixture
+def isolated_media(settings, tmp_path):
+    """A fresh, empty default storage for this test (not for tests using ``demo_version``,
+    whose artifacts live in the session's media folder)."""
+    location = tmp_path / "media"
+    location.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(location)},
+        },
+    }
+    settings.MEDIA_ROOT = location
+    return location

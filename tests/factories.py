@@ -116,16 +116,18 @@ def make_image(patient, user, *, seed: int = 0, name: str = "smear.png", specime
 def fill_the_disk(monkeypatch, *, on: str) -> None:
     """The storage's save of a name containing ``on`` writes half its bytes and fails as a
     full disk does (FileSystemStorage leaves the partial file; the error names the path)."""
-    real_save = default_storage._save
+    from django.core.files.storage import FileSystemStorage
 
-    def save(name, content):
+    real_save = FileSystemStorage._save
+
+    def save(storage, name, content):
         if on not in name:
-            return real_save(name, content)
+            return real_save(storage, name, content)
         data = content.read()
-        real_save(name, ContentFile(data[: len(data) // 2]))
-        raise OSError(errno.ENOSPC, "No space left on device", default_storage.path(name))
+        real_save(storage, name, ContentFile(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device", storage.path(name))
 
-    monkeypatch.setattr(default_storage, "_save", save)
+    monkeypatch.setattr(FileSystemStorage, "_save", save)
 
 
 def pixels_digest(**image_kwargs) -> str:

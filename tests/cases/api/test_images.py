@@ -113,7 +113,7 @@ def test_a_mixed_upload_stores_the_good_and_reports_the_bad(clinician_api, patie
 
 
 def test_a_file_the_server_cannot_store_is_reported_and_the_others_are_stored(
-    clinician_api, patient, monkeypatch
+    isolated_media, clinician_api, patient, monkeypatch
 ):
     """A full disk on one file answered a bare 500, after storing the files before it."""
     before = stored_smear_files()

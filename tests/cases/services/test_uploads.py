@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.test import override_settings
 from PIL import Image
 
@@ -210,19 +210,21 @@ def _assert_stored_whole(image):
         thumb.load()  # a truncated JPEG raises here
 
 
-def test_a_save_cut_short_by_a_full_disk_leaves_no_partial_file(patient, clinician, monkeypatch):
+def test_a_save_cut_short_by_a_full_disk_leaves_no_partial_file(
+    isolated_media, patient, clinician, monkeypatch
+):
     """FileSystemStorage leaves what it wrote when the disk fills up. The partial file stayed
     under the content-hash name: the next upload of the same pixels reused it, the worker failed
     it as unreadable, and uploading it again was refused as a duplicate."""
     before = stored_smear_files()
-    real_save = default_storage._save
+    real_save = FileSystemStorage._save
 
-    def disk_full(name, content):
+    def disk_full(storage, name, content):
         data = content.read()
-        real_save(name, ContentFile(data[: len(data) // 2]))
+        real_save(storage, name, ContentFile(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(default_storage, "_save", disk_full)
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
     with pytest.raises(OSError):
         services.smear_image_upload(
             specimen=default_specimen(patient), file=upload(seed=41), uploaded_by=clinician
@@ -237,7 +239,7 @@ def test_a_save_cut_short_by_a_full_disk_leaves_no_partial_file(patient, clinici
     assert len(stored_smear_files()) == len(before) + 2
 
 
-def test_a_damaged_copy_is_written_again_not_reused(patient, clinician):
+def test_a_damaged_copy_is_written_again_not_reused(patient, clinician, isolated_media):
     """A write cut short before this was checked (a crash) left a truncated file under the
     content-hash name; an upload of the same pixels reused it."""
     pixels = store_as_pixels(image_bytes(seed=42))
@@ -276,7 +278,7 @@ NOT_STORED = (
 
 
 def test_a_file_the_server_cannot_store_is_reported_and_the_others_are_stored(
-    patient, clinician, monkeypatch, caplog
+    isolated_media, patient, clinician, monkeypatch, caplog
 ):
     """A storage error on one file of several ended the request on the error page, which said
     nothing was lost: the files before it were stored and queued, those after it were not, and

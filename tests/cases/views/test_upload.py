@@ -110,7 +110,7 @@ def test_valid_files_are_stored_and_each_rejected_one_is_listed(clinician_client
 
 
 def test_a_file_the_server_cannot_store_is_listed_with_the_others_stored(
-    clinician_client, patient, monkeypatch
+    isolated_media, clinician_client, patient, monkeypatch
 ):
     """A full disk on the second of three files showed the error page ("Nothing you uploaded is
     lost"), though the first was stored and queued and the third was never tried."""
