@@ -203,10 +203,10 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Try again / classify again", permissions=["requeue"])
     def requeue(self, request, queryset):
-        queued, refused = 0, {}
+        queued, refused, unsent = 0, {}, []
         for image in queryset:
             try:
-                services.image_requeue(
+                result = services.image_requeue(
                     image_id=image.pk,
                     user=request.user,
                     address=services.request_address(request),
@@ -215,6 +215,8 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 refused.setdefault(str(exc), []).append(image.pk)
             else:
                 queued += 1
+                if not result.sent:
+                    unsent.append(image.pk)
         if queued:
             self.message_user(
                 request,
@@ -226,15 +228,24 @@ class SmearImageAdmin(AuditedReadsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 % queued,
                 messages.SUCCESS,
             )
-        for reason, ids in refused.items():
-            shown = ", ".join(str(pk) for pk in ids[:20]) + (" …" if len(ids) > 20 else "")
+        if unsent:
             self.message_user(
-                request, f"Left as they were (images {shown}): {reason}", messages.WARNING
+                request,
+                f"Images {_first_ids(unsent)}: {services.QUEUE_UNREACHABLE}",
+                messages.WARNING,
+            )
+        for reason, ids in refused.items():
+            self.message_user(
+                request, f"Left as they were (images {_first_ids(ids)}): {reason}", messages.WARNING
             )
 
     def has_requeue_permission(self, request):
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
+def _first_ids(ids: list[int], shown: int = 20) -> str:
+    return ", ".join(str(pk) for pk in ids[:shown]) + (" …" if len(ids) > shown else "")
 
 
 # --- Predictions (the history) ----------------------------------------------------------------

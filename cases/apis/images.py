@@ -82,6 +82,21 @@ class ImageDetailApi(ServiceErrorsMixin, APIView):
         return Response(self.OutputSerializer(image, context={"request": request}).data)
 
 
+class RequeuedOutputSerializer(ImageDetailApi.OutputSerializer):
+    """The image as ``ImageDetailApi`` gives it, and what the request did (for the schema)."""
+
+    detail = serializers.CharField(
+        help_text="What was done, in a sentence; it says so when the classification queue "
+        "could not be reached (the image is queued and is sent automatically later)."
+    )
+    sent = serializers.BooleanField(
+        help_text="False: queued, but the task could not be sent yet (the broker is down)."
+    )
+
+    class Meta:
+        ref_name = "SmearImageRequeued"
+
+
 class ImageRequeueApi(ServiceErrorsMixin, APIView):
     @extend_schema(
         summary="Queue an image again for classification",
@@ -92,7 +107,7 @@ class ImageRequeueApi(ServiceErrorsMixin, APIView):
         "(e.g. it is being classified right now, or already classified by the active model).",
         request=None,
         responses={
-            202: ImageDetailApi.OutputSerializer,
+            202: RequeuedOutputSerializer,
             404: NOT_FOUND,
             409: OpenApiResponse(description='Refused: `{"detail": "why"}`; nothing changed.'),
         },
@@ -100,14 +115,15 @@ class ImageRequeueApi(ServiceErrorsMixin, APIView):
     def post(self, request, pk):
         image = selectors.image_get(user=request.user, pk=pk)
         try:
-            services.image_requeue(
+            result = services.image_requeue(
                 image_id=image.pk, user=request.user, address=services.request_address(request)
             )
         except services.ActionRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         image = selectors.image_get(user=request.user, pk=pk)
+        data = ImageDetailApi.OutputSerializer(image, context={"request": request}).data
         return Response(
-            ImageDetailApi.OutputSerializer(image, context={"request": request}).data,
+            {**data, "detail": result.message, "sent": result.sent},
             status=status.HTTP_202_ACCEPTED,
         )
 

@@ -28,6 +28,7 @@ from .classification import (
 )
 from .flags import flags_refresh
 from .image_requests import (
+    QUEUE_UNREACHABLE,
     ActionResult,
     image_reclassify,
     image_requeue,
@@ -95,6 +96,7 @@ __all__ = [
     "saliency_enqueue",
     "ActionRefused",
     "ActionResult",
+    "QUEUE_UNREACHABLE",
     "Classified",
     "IllegalTransition",
     "ImageBusy",

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from cases.models import AuditEvent, SmearImage
 from inference.models import ModelVersion
@@ -188,3 +189,16 @@ def test_long_file_names_are_cut_in_the_changelist(admin_client_logged_in, patie
     html = admin_client_logged_in.get(CHANGELIST).content.decode()
 
     assert f'<span class="lp-truncate" title="{long_name}">{long_name}</span>' in html
+
+
+@pytest.mark.django_db(transaction=True)  # the send runs at commit, as in a request
+def test_requeue_action_says_which_images_wait_for_the_queue(admin_client_logged_in, image):
+    """It said "1 image was queued for classification." and nothing else with the broker down."""
+    SmearImage.objects.filter(pk=image.pk).update(status=SmearImage.Status.FAILED)
+    with mock.patch(
+        "cases.tasks.classify_image.apply_async", side_effect=OperationalError("refused")
+    ):
+        response = requeue(admin_client_logged_in, image)
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert shown[0] == "1 image was queued for classification."
+    assert shown[1].startswith(f"Images {image.pk}: The image is queued again, but the")

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 from PIL import Image
 
 from cases.models import AuditEvent, SmearImage
@@ -409,3 +410,26 @@ def test_listing_images_costs_the_same_queries_for_one_or_many(clinician_api, pa
     for seed in (42, 43, 44):
         make_prediction(make_image(patient, clinician, seed=seed))
     assert queries() == one
+
+
+@pytest.mark.django_db(transaction=True)  # the send runs at commit, as in a request
+def test_requeue_says_when_the_queue_cannot_be_reached(clinician_api, image):
+    """The page said so, the API answered 202 with nothing to tell a queued-but-unsent image
+    from a sent one."""
+    SmearImage.objects.filter(pk=image.pk).update(status=SmearImage.Status.FAILED)
+    with mock.patch(
+        "cases.tasks.classify_image.apply_async", side_effect=OperationalError("refused")
+    ):
+        response = clinician_api.post(f"/api/v1/images/{image.pk}/requeue/")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["status"], body["sent"]) == ("queued", False)
+    assert "could not be reached" in body["detail"]
+
+    with mock.patch("cases.tasks.classify_image.apply_async"):
+        SmearImage.objects.filter(pk=image.pk).update(status=SmearImage.Status.FAILED)
+        body = clinician_api.post(f"/api/v1/images/{image.pk}/requeue/").json()
+    assert (body["sent"], body["detail"]) == (
+        True,
+        "The image was queued again for classification.",
+    )
