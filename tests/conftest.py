@@ -1,5 +1,6 @@
 """Shared fixtures: users, logged-in clients. Layer-specific fixtures live beside their tests."""
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -7,6 +8,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+
+# The processes the tests start (a portal on the ``local`` settings, workers) must not read a
+# developer's ``.env`` either: it names their own portal's database and queue.
+os.environ["LP_DOTENV"] = "off"
 
 # Fixture modules shared across layers; each documents its fixtures.
 pytest_plugins = ["tests.fixtures.ensemble", "tests.fixtures.worker"]
