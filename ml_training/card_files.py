@@ -181,6 +181,7 @@ def default_command(config: dict) -> str:
     return (
         f"python manage.py retrain --data-dir {config['data_dir']} "
         f"--profile {config['profile']['name']} --seed {config['seed']}"
+        + (f" --weights-dir {config['weights_dir']}" if config.get("weights_dir") else "")
         + (f" --cv-folds {cv['folds']} --cv-fold {cv['fold']}" if cv else " --activate")
     )
 

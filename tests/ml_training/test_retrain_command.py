@@ -14,5 +14,6 @@ def test_the_weights_folder_comes_from_LP_WEIGHTS_DIR_unless_given(settings, tmp
     settings.LP_WEIGHTS_DIR = str(tmp_path)
     assert _parsed().weights_dir == tmp_path
     assert _parsed("--weights-dir", "/elsewhere").weights_dir == Path("/elsewhere")
+    assert _parsed("--from-scratch").from_scratch  # the README's reproduction of v1 still can
     settings.LP_WEIGHTS_DIR = ""
     assert _parsed().weights_dir is None  # from scratch

@@ -27,6 +27,11 @@ class Command(BaseCommand):
             help="folder with Keras' ImageNet no-top weight files (default: LP_WEIGHTS_DIR; "
             "without either, members train from scratch)",
         )
+        parser.add_argument(
+            "--from-scratch",
+            action="store_true",
+            help="train from scratch even when LP_WEIGHTS_DIR is set (as the released v1 was)",
+        )
         parser.add_argument("--activate", action="store_true", help="activate the new version")
         parser.add_argument("--demo", action="store_true", help="register marked DEMO")
         parser.add_argument("--no-register", action="store_true", help="train and evaluate only")
@@ -58,7 +63,7 @@ class Command(BaseCommand):
                 seed=opts["seed"],
                 run_dir=opts["run_dir"],
                 resume=opts["resume"],
-                weights_dir=opts["weights_dir"],
+                weights_dir=None if opts["from_scratch"] else opts["weights_dir"],
                 activate=opts["activate"],
                 is_demo=opts["demo"],
                 notes=opts["notes"],
