@@ -116,7 +116,7 @@ def smear_images_upload(*, specimen: Specimen, files, uploaded_by, address=None)
             )
         except ValidationError as exc:
             report.rejected.extend(exc.messages)
-        except OSError:  # its files are removed; the others may still be stored
+        except StorageFailed:  # its files are removed; the others may still be stored
             name = _upload_name(file)
             logger.exception("%r could not be stored in specimen %s", name, specimen.pk)
             report.rejected.append(
@@ -139,29 +139,40 @@ def _check_accepts_images(specimen: Specimen) -> None:
         )
 
 
+class StorageFailed(OSError):
+    """The storage could not keep a file (a full disk, an unreachable bucket): the server's
+    problem, not the upload's. Whatever the backend raised is its cause."""
+
+
 def _store(content_name: str, content: bytes, written: list[str]) -> str:
     """Content-addressed: the same bytes stored before (another patient's copy) are reused. Call
     it holding the content's lock (``_content_lock``): a file found there is then no other
     upload's write in progress, and one there after a failed save is this call's.
 
-    A copy of another size is a write cut short (a crash) and is written again. A save that
-    fails part-way (a full disk) leaves its partial file under the name: it is removed at once,
-    or the next upload of the same pixels would reuse it and be refused as a duplicate after."""
-    if default_storage.exists(content_name):
-        found = default_storage.size(content_name)
-        if found == len(content):
-            return content_name
-        logger.warning(
-            "%s holds %s bytes, not %s: a damaged copy, written again",
-            content_name,
-            found,
-            len(content),
-        )
-        default_storage.delete(content_name)
+    A copy of another size is a write cut short (a crash) and is written again (a thumbnail
+    another JPEG encoder made is too: the same image's, harmlessly). A save that fails part-way
+    (a full disk) leaves its partial file under the name: it is removed at once, or the next
+    upload of the same pixels would reuse it and be refused as a duplicate after."""
+    try:
+        if default_storage.exists(content_name):
+            found = default_storage.size(content_name)
+            if found == len(content):
+                return content_name
+            logger.warning(
+                "%s holds %s bytes, not %s: a damaged copy, written again",
+                content_name,
+                found,
+                len(content),
+            )
+            default_storage.delete(content_name)
+    except Exception as exc:  # nothing written: what is there stays
+        raise StorageFailed(f"could not look up {content_name}: {exc}") from exc
     try:
         stored = default_storage.save(content_name, ContentFile(content))
-    except BaseException:
+    except BaseException as exc:
         _delete_partial(content_name)
+        if isinstance(exc, Exception):
+            raise StorageFailed(f"could not store {content_name}: {exc}") from exc
         raise
     written.append(stored)
     return stored
@@ -217,9 +228,10 @@ def image_thumbnail_ensure(*, image: SmearImage) -> str:
 
     with default_storage.open(image.file.name, "rb") as fh:
         rgb = decode_image(fh.read(), max_pixels=settings.LP_MAX_IMAGE_PIXELS)
+    thumbnail = thumbnail_jpeg(rgb)  # before the transaction: SQLite's write lock waits for none
     with transaction.atomic():
         _content_lock(image.sha256)  # as an upload's store: no failed upload deletes it
-        name = _store(thumbnail_upload_to(image, image.original_name), thumbnail_jpeg(rgb), [])
+        name = _store(thumbnail_upload_to(image, image.original_name), thumbnail, [])
         SmearImage.objects.filter(pk=image.pk).update(thumbnail=name)
     image.thumbnail.name = name
     return name

@@ -21,7 +21,7 @@ from cases.models import Membership
 from cases.views import ImageStatusView
 from tests.factories import make_image, make_patient
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # The first failure within 8 s (the polling interval), two more 3 s and 6 s later; the next
 # try 12 s after that. A refusal within 8 s.

@@ -13,7 +13,7 @@ from tests.factories import make_image, make_patient, make_prediction
 
 
 @pytest.fixture
-def prediction(clinician, monkeypatch):
+def prediction(isolated_media, clinician, monkeypatch):
     from inference import engine
 
     image = make_image(make_patient(clinician, "MRN-GC-1", "G"), clinician, seed=4101)
