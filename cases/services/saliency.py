@@ -69,7 +69,7 @@ def prediction_explain(*, prediction_id: int, between: Callable[[], object] | No
 def _failure_reason(exc: Exception) -> str:
     """What the image page says of a failure: never its text, which may name the server's
     files (the log has it, with the traceback)."""
-    if isinstance(exc, OSError):
+    if isinstance(exc, ImageUnreadable):
         return (
             "the image file could not be read: it is missing or damaged, and an administrator "
             "must restore it (the server log says which)"
@@ -77,11 +77,19 @@ def _failure_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}; the server log has the details"
 
 
+class ImageUnreadable(Exception):
+    """The smear's stored file could not be read or decoded (not the model's failure)."""
+
+
 def _overlays(engine, prediction: Prediction, between=None) -> list[Overlay]:
     from inference import gradcam, preprocessing
+    from inference.exceptions import ImageDecodeError
 
-    with prediction.image.file.open("rb") as fh:
-        prepared = preprocessing.load_and_prepare(fh.read(), engine.preprocessing)
+    try:
+        with prediction.image.file.open("rb") as fh:
+            prepared = preprocessing.load_and_prepare(fh.read(), engine.preprocessing)
+    except (OSError, ImageDecodeError) as exc:
+        raise ImageUnreadable(str(exc)) from exc
     maps = _explainer(engine).maps(prepared, prediction.label, between=between)
     size = float(prepared.shape[0])
     overlays = []

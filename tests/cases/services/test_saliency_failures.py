@@ -54,3 +54,17 @@ def test_another_failure_names_its_kind_and_points_to_the_log(prediction, monkey
     assert services.prediction_explain(prediction_id=prediction.pk) == "failed"
     prediction.refresh_from_db()
     assert prediction.saliency_error == "ValueError; the server log has the details"
+
+
+def test_a_model_file_error_is_not_blamed_on_the_image(prediction, monkeypatch):
+    """Every OSError read "the image file ... is missing or damaged", a model file's too."""
+    from cases.services import saliency
+
+    def unreadable_model(engine):
+        raise OSError(f"Unable to open file {settings.MEDIA_ROOT}/models/m1.keras")
+
+    monkeypatch.setattr(saliency, "_explainer", unreadable_model)
+    monkeypatch.setattr("inference.preprocessing.load_and_prepare", lambda data, config: data)
+    assert services.prediction_explain(prediction_id=prediction.pk) == "failed"
+    prediction.refresh_from_db()
+    assert prediction.saliency_error == "OSError; the server log has the details"
