@@ -222,7 +222,8 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
         "accepted too). Every file is checked on its own: a valid one is stored and queued for "
         "classification, an invalid one is reported in `rejected` and leaves nothing behind, "
         "as does one the server could not store (a storage fault: its message says to tell an "
-        "administrator). 202 when at least one image was stored; 400 when none was.",
+        "administrator). 202 when at least one image was stored; 400 when none was; 503 when "
+        "none was because the server could not store any of them (try again later).",
         request={"multipart/form-data": InputSerializer},
         responses={
             202: AcceptedSerializer,
@@ -233,6 +234,10 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
             ),
             403: FORBIDDEN,
             404: NOT_FOUND,
+            503: OpenApiResponse(
+                RejectedSerializer,
+                description="No file was stored, each for a storage fault on the server.",
+            ),
         },
     )
     def post(self, request, pk):
@@ -251,7 +256,10 @@ class ImageUploadApi(ServiceErrorsMixin, APIView):
         )
         if not report.stored:
             data = {"detail": "No image was stored.", "rejected": report.rejected}
-            return Response(self.RejectedSerializer(data).data, status=status.HTTP_400_BAD_REQUEST)
+            code = status.HTTP_400_BAD_REQUEST
+            if report.server_faults == len(report.rejected):  # nothing wrong with the files
+                code = status.HTTP_503_SERVICE_UNAVAILABLE
+            return Response(self.RejectedSerializer(data).data, status=code)
         return Response(
             self.AcceptedSerializer(report, context={"request": request}).data,
             status=status.HTTP_202_ACCEPTED,

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 class UploadReport:
     stored: list[SmearImage] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # one readable message per rejected file
+    server_faults: int = 0  # of them, files the server could not store (not the files' fault)
 
 
 def smear_image_upload(*, specimen: Specimen, file, uploaded_by, address=None) -> SmearImage:
@@ -119,6 +120,7 @@ def smear_images_upload(*, specimen: Specimen, files, uploaded_by, address=None)
         except StorageFailed:  # its files are removed; the others may still be stored
             name = _upload_name(file)
             logger.exception("%r could not be stored in specimen %s", name, specimen.pk)
+            report.server_faults += 1
             report.rejected.append(
                 f"“{name}” could not be stored on the server, and nothing of it was kept. "
                 "Tell an administrator (the server log has the details)."

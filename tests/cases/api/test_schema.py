@@ -25,7 +25,7 @@ def test_the_schema_describes_the_multipart_upload():
     body = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
     assert body["properties"]["files"]["items"] == {"type": "string", "format": "binary"}
     assert body["properties"]["file"]["format"] == "binary"
-    assert set(upload["responses"]) == {"202", "400", "403", "404"}
+    assert set(upload["responses"]) == {"202", "400", "403", "404", "503"}
 
     prediction = schema["components"]["schemas"]["Prediction"]
     for field in ("research_use_only", "votes", "member_count", "agreement", "probabilities"):
