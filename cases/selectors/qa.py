@@ -26,7 +26,7 @@ class Concordance:
     kappa: float | None = None
     matrix: list[list[int]] = field(default_factory=list)  # rows: verified label, cols: model
     per_class: list[dict] = field(default_factory=list)
-    version_accuracy: float | None = None  # the version's registered (held-out) accuracy
+    version_accuracy: float | None = None  # held-out accuracy, in-domain images (``_accuracy``)
     warning: str = ""
     # Reviewed images the model withheld a label for (outside its domain): not in the figures.
     out_of_domain: int = 0
@@ -115,9 +115,17 @@ def _classes(verdicts) -> list[str]:
 
 
 def _accuracy(version) -> float | None:
+    """The version's held-out accuracy on the images its detector lets through, as concordance
+    counts only those (an out-of-domain result has no label to agree with); the accuracy over
+    all test images for a version without a detector."""
     if version is None:
         return None
-    value = (version.metrics or {}).get("ensemble", {}).get("accuracy")
+    metrics = version.metrics or {}
+    in_domain = metrics.get("in_domain")
+    figures = in_domain.get("ensemble") if isinstance(in_domain, dict) else None
+    if not isinstance(figures, dict):
+        figures = metrics.get("ensemble") or {}
+    value = figures.get("accuracy")
     return float(value) if value is not None else None
 
 

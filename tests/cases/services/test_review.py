@@ -345,3 +345,16 @@ def test_qa_concordance_counts_current_verdicts_with_an_interval(patient, clinic
     assert 0.2 < low < 2 / 3 < high < 0.95  # Wilson 95% for 2 of 3: 0.208–0.939
     assert qa.matrix[qa.classes.index("Pre")][qa.classes.index("Pro")] == 1
     assert "below the version's measured accuracy" in qa.warning
+
+
+def test_concordance_is_held_against_the_in_domain_accuracy_it_compares_with():
+    """Concordance counts only results inside the model's domain; it was held against the
+    accuracy over all test images, flagged ones included."""
+    from types import SimpleNamespace
+
+    from cases.selectors.qa import _accuracy
+
+    version = SimpleNamespace(metrics={"ensemble": {"accuracy": 0.9891}})
+    assert _accuracy(version) == 0.9891  # no detector: every test image
+    version.metrics["in_domain"] = {"images": 362, "ensemble": {"accuracy": 0.9917}}
+    assert _accuracy(version) == 0.9917
