@@ -34,6 +34,17 @@ def patient(clinician):
     )
 
 
+@pytest.fixture
+def other_patient(other_clinician):
+    """A patient of another lab: content-addressed files are shared across labs."""
+    return services.patient_create(
+        lab=home_lab(other_clinician),
+        created_by=other_clinician,
+        record_number="U-2",
+        display_label="B",
+    )
+
+
 def _assert_stored_whole(image):
     with default_storage.open(image.file.name, "rb") as fh:
         assert hashlib.sha256(fh.read()).hexdigest() == image.sha256
@@ -105,20 +116,16 @@ def test_a_file_the_server_cannot_store_is_reported_and_the_others_are_stored(
     assert "No space left on device" in caplog.text  # the detail, for the administrator
 
 
-def test_the_same_image_for_two_patients_is_stored_once(patient, clinician, other_clinician):
-    other = services.patient_create(
-        lab=home_lab(other_clinician),
-        created_by=other_clinician,
-        record_number="U-2",
-        display_label="B",
-    )
+def test_the_same_image_for_two_patients_is_stored_once(
+    patient, clinician, other_clinician, other_patient
+):
     first = services.smear_image_upload(
         specimen=default_specimen(patient), file=upload(seed=21), uploaded_by=clinician
     )
     before = stored_smear_files()
 
     second = services.smear_image_upload(
-        specimen=default_specimen(other),
+        specimen=default_specimen(other_patient),
         file=upload("copy.png", seed=21),
         uploaded_by=other_clinician,
     )
@@ -128,28 +135,24 @@ def test_the_same_image_for_two_patients_is_stored_once(patient, clinician, othe
 
 
 def test_a_failed_upload_never_deletes_a_file_another_image_uses(
-    patient, clinician, other_clinician
+    patient, clinician, other_clinician, other_patient
 ):
-    other = services.patient_create(
-        lab=home_lab(other_clinician),
-        created_by=other_clinician,
-        record_number="U-3",
-        display_label="C",
-    )
     first = services.smear_image_upload(
         specimen=default_specimen(patient), file=upload(seed=22), uploaded_by=clinician
     )
     broken_save = mock.patch.object(SmearImage, "save", side_effect=RuntimeError("db went away"))
     with broken_save, pytest.raises(RuntimeError):
         services.smear_image_upload(
-            specimen=default_specimen(other), file=upload(seed=22), uploaded_by=other_clinician
+            specimen=default_specimen(other_patient),
+            file=upload(seed=22),
+            uploaded_by=other_clinician,
         )
     assert default_storage.exists(first.file.name)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_upload_never_deletes_the_file_a_concurrent_upload_reuses(
-    patient, clinician, other_clinician, monkeypatch
+    patient, clinician, other_clinician, other_patient, monkeypatch
 ):
     """The same bytes for two patients at once; the first upload fails after writing the file.
     Its clean-up found no row using the file (the second upload's row was not committed yet)
@@ -163,12 +166,6 @@ def test_a_failing_upload_never_deletes_the_file_a_concurrent_upload_reuses(
 
     if connection.vendor != "postgresql":
         pytest.skip("concurrent transactions: PostgreSQL")
-    other = services.patient_create(
-        lab=home_lab(other_clinician),
-        created_by=other_clinician,
-        record_number="U-4",
-        display_label="D",
-    )
     first_stored, second_stored = threading.Event(), threading.Event()
     release_first, release_second = threading.Event(), threading.Event()
     original = uploads.audit_event_create
@@ -196,7 +193,7 @@ def test_a_failing_upload_never_deletes_the_file_a_concurrent_upload_reuses(
             connections.close_all()
 
     first = threading.Thread(target=run, args=("first", patient, clinician))
-    second = threading.Thread(target=run, args=("second", other, other_clinician))
+    second = threading.Thread(target=run, args=("second", other_patient, other_clinician))
     first.start()
     assert first_stored.wait(30)
     second.start()  # finds the file the first one wrote
