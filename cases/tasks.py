@@ -79,10 +79,11 @@ def load_engine_after_fork(**kwargs):
     on its image instead of the worker crash-looping.
     """
     connections.close_all()  # connections inherited across fork are unusable
-    from inference.engine import load_active_engine
+    from inference.artifacts import hash_files_ahead
+    from inference.startup import import_engine
 
     try:
-        load_active_engine()
+        import_engine(alongside=hash_files_ahead).load_active_engine()
     except Exception:  # noqa: BLE001 - the worker must still start
         logger.exception("could not load the active model version at worker start")
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from inference.checksums import sha256_file
+from inference.checksums import hash_ahead, sha256_file
 from inference.exceptions import ArtifactIntegrityError
 from inference.models import ModelVersion
 
@@ -92,6 +92,27 @@ def serving_local_path(version: ModelVersion) -> Path | None:
         return None
     what = f"serving model of {version}"
     return stored_file_local_path(serving["artifact"], serving["sha256"], what)
+
+
+def hash_files_ahead(version: ModelVersion | None = None) -> None:
+    """Hash the serving model and out-of-domain detector files of ``version`` (by default the
+    active one) ahead (``checksums.hash_ahead``): what a starting worker does on its second core
+    while the first imports TensorFlow (``inference.startup``), so that loading them checks them
+    at once. Fetched first when the storage is remote. Run in a thread of its own: closes its
+    database connection."""
+    from django.db import connection
+
+    try:
+        version = version or get_active_version()
+        records = [version.serving or {}, version.ood or {}] if version is not None else []
+        for record in records:
+            if record.get("artifact"):
+                path = stored_file_local_path(
+                    record["artifact"], record["sha256"], "", verify=False
+                )
+                hash_ahead(path)
+    finally:
+        connection.close()
 
 
 def stored_file_local_path(artifact: str, expected: str, what: str, *, verify: bool = True) -> Path:

@@ -19,6 +19,7 @@ result. Keras is imported through ``inference.engine`` only when a benchmark run
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import subprocess
@@ -302,18 +303,21 @@ def cold_starts(version_number: int, runs: int, *, command=None) -> dict:
 
 
 def cold_start_child(version) -> str:
-    """In the fresh process: import the engine (TensorFlow), load ``version``, warm up, classify
-    one image; the line to print, with the seconds of each step."""
+    """In the fresh process: import the engine (TensorFlow) as a worker does
+    (``inference.startup``), load ``version``, warm up, classify one image; the line to print,
+    with the seconds of each step."""
+    from inference.artifacts import hash_files_ahead
     from inference.hardware import current_rss_mb, peak_rss_mb
+    from inference.startup import import_engine
 
     rss = {"started": current_rss_mb()}
     t0 = time.perf_counter()
-    from inference.engine import EnsembleEngine
+    engine_module = import_engine(alongside=functools.partial(hash_files_ahead, version))
 
     import_s = time.perf_counter() - t0
     rss["imported"] = current_rss_mb()
     t1 = time.perf_counter()
-    engine = EnsembleEngine.from_version(version)
+    engine = engine_module.EnsembleEngine.from_version(version)
     t2 = time.perf_counter()
     rss["loaded"] = current_rss_mb()
     engine.warm_up()
