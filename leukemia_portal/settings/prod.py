@@ -6,12 +6,12 @@ a TLS-terminating proxy that sets ``X-Forwarded-Proto``.
 """
 
 from .base import *  # noqa: F403
-from .base import env, sqlite_options
+from .base import connection_lifetime, env, sqlite_options
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: a missing secret stops start-up
 DATABASES = {"default": sqlite_options(env.db("DATABASE_URL"))}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+connection_lifetime(DATABASES["default"], env.int("DJANGO_CONN_MAX_AGE", default=60))
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
