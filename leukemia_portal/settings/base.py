@@ -90,8 +90,8 @@ def connection_lifetime(database: dict, max_age: int | None = None) -> dict:
     (``DJANGO_CONN_MAX_AGE``, checked before each reuse, so a connection the server dropped is
     replaced, not used), SQLite's for one request or task. With a new PostgreSQL connection per
     task, a worker classifying a case opened about a hundred (most tasks find their image
-    classified by an earlier batch): a 50-image case took 15.1-15.7 s on PostgreSQL + Redis in
-    five runs, 14.8 s in two with connections kept (README, Performance, machine G)."""
+    classified by an earlier batch): a 50-image case on PostgreSQL + Redis took a median 15.3 s
+    in five runs, 14.8 s in five with connections kept (README, Performance, machine G)."""
     postgres = database["ENGINE"].endswith(("postgresql", "postgis"))
     database.setdefault("CONN_MAX_AGE", max_age if max_age is not None else 60 if postgres else 0)
     database.setdefault("CONN_HEALTH_CHECKS", postgres)
