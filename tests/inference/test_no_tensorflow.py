@@ -1,12 +1,6 @@
 """The web process must never import TensorFlow or Keras (checked in a fresh interpreter)."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_python import run_fresh_python
 
 SCRIPT = r"""
 import importlib, json, sys
@@ -47,18 +41,9 @@ print(json.dumps({"loaded": loaded, "skipped": skipped}))
 
 
 def test_web_process_imports_no_tensorflow():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "leukemia_portal.settings.test"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    report = run_fresh_python(
+        SCRIPT, timeout=120, DJANGO_SETTINGS_MODULE="leukemia_portal.settings.test"
     )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["loaded"] == [], f"TensorFlow/Keras imported by the web process: {report}"
     if report["skipped"]:
         print("modules not checked:", report["skipped"])

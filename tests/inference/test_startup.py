@@ -1,16 +1,12 @@
 """A serving process imports the engine with the collector paused, and leaves it working; it
 hashes its model files meanwhile, and a hash taken ahead serves one check of the same file."""
 
-import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 from inference.checksums import hash_ahead, sha256_file
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_python import run_fresh_python
 
 # Run in a fresh interpreter: the test process has imported TensorFlow long before.
 CHILD = """
@@ -50,17 +46,7 @@ print(json.dumps({
 
 
 def test_the_engine_import_is_frozen_and_the_collector_runs_again_for_what_comes_after():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    state = json.loads(out.stdout.strip().splitlines()[-1])
+    state = run_fresh_python(CHILD, timeout=300, TF_CPP_MIN_LOG_LEVEL="3")
     assert state["before"] and state["tensorflow"] and state["engine"]
     # TensorFlow's and Keras' objects are out of every later collection...
     assert state["frozen"] > 100_000
