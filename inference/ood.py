@@ -56,13 +56,15 @@ class MemberGaussian:
     val_median: float  # median of the member's validation distances: the member's scale
 
     def distances(self, features: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance to the nearest class mean, per image: (N,)."""
+        """Squared Mahalanobis distance to the nearest class mean, per image: (N,).
+
+        The differences to every class mean go through one matrix product: for a worker's
+        small batch the product is bound by reading the precision matrix, once here instead
+        of once per class (v1, a batch of 6: 38 ms before, four reads)."""
         f = np.asarray(features, dtype=np.float32)
-        out = np.empty((len(f), len(self.means)), dtype=np.float64)
-        for c, mean in enumerate(self.means):
-            diff = f - mean
-            out[:, c] = np.einsum("nd,nd->n", diff @ self.precision, diff, dtype=np.float64)
-        return np.maximum(out, 0.0).min(axis=1)
+        diff = (f[None, :, :] - self.means[:, None, :]).reshape(-1, f.shape[1])  # (C*N, D)
+        out = np.einsum("nd,nd->n", diff @ self.precision, diff, dtype=np.float64)
+        return np.maximum(out.reshape(len(self.means), len(f)), 0.0).min(axis=0)
 
 
 @dataclass(frozen=True)
@@ -201,14 +203,17 @@ def image_statistics(batch: np.ndarray) -> np.ndarray:
     batch = np.asarray(batch, dtype=np.float32)
     out = np.empty((len(batch), len(STATISTICS)), dtype=np.float64)
     for i, rgb in enumerate(batch):
+        # OpenCV's own reductions (double accumulators): a worker's batch of 6 spent 23 ms
+        # here with NumPy's, about 5 % of the engine call.
         lab = cv2.cvtColor(np.clip(rgb, 0, 255) / 255.0, cv2.COLOR_RGB2Lab)
-        flat = lab.reshape(-1, 3)
+        mean, std = cv2.meanStdDev(lab)
         gx = cv2.Sobel(lab[..., 0], cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(lab[..., 0], cv2.CV_32F, 0, 1, ksize=3)
-        out[i, 0:3] = flat.mean(axis=0)
-        out[i, 3:6] = flat.std(axis=0)
-        out[i, 6] = float(np.sqrt(gx * gx + gy * gy).mean())
-        out[i, 7] = float(((flat[:, 1] - flat[:, 2]) > 25.0).mean())
+        violet = cv2.compare(cv2.subtract(lab[..., 1], lab[..., 2]), 25.0, cv2.CMP_GT)
+        out[i, 0:3] = mean.ravel()
+        out[i, 3:6] = std.ravel()
+        out[i, 6] = cv2.mean(cv2.magnitude(gx, gy))[0]
+        out[i, 7] = cv2.countNonZero(violet) / violet.size
     return out
 
 

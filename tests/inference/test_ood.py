@@ -22,6 +22,26 @@ def test_member_distance_is_the_mahalanobis_distance_to_the_nearest_class_mean()
     assert member.distances(means) == pytest.approx([0, 0, 0], abs=1e-3)
 
 
+def test_image_statistics_are_the_lab_moments_the_edge_strength_and_the_violet_share():
+    """Each statistic against its definition, written out with NumPy (float64)."""
+    import cv2
+
+    batch = np.stack([smear_like_array(3, 64), *non_smear_arrays(64).values()]).astype(np.float32)
+    stats = ood.image_statistics(batch)
+    for rgb, row in zip(batch, stats, strict=True):
+        lab = cv2.cvtColor(np.clip(rgb, 0, 255) / 255.0, cv2.COLOR_RGB2Lab).astype(np.float64)
+        flat = lab.reshape(-1, 3)
+        gx = cv2.Sobel(lab[..., 0], cv2.CV_64F, 1, 0, ksize=3)
+        gy = cv2.Sobel(lab[..., 0], cv2.CV_64F, 0, 1, ksize=3)
+        expected = [
+            *flat.mean(axis=0),
+            *flat.std(axis=0),
+            np.hypot(gx, gy).mean(),
+            ((flat[:, 1] - flat[:, 2]) > 25.0).mean(),
+        ]
+        assert row == pytest.approx(expected, rel=1e-4, abs=1e-3)
+
+
 def _fitted(seed=0, n=300, dims=(8, 5)):
     """A detector fitted on Gaussian 'features' of two members and smear-like statistics."""
     rng = np.random.default_rng(seed)
