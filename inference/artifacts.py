@@ -78,20 +78,19 @@ def artifact_local_path(
 
 def ood_local_path(version: ModelVersion) -> Path | None:
     """The version's out-of-domain detector file (sha256-verified), or None without one."""
-    ood = version.ood or {}
-    if not ood.get("artifact"):
-        return None
-    what = f"out-of-domain detector of {version}"
-    return stored_file_local_path(ood["artifact"], ood["sha256"], what)
+    return _record_local_path(version.ood, f"out-of-domain detector of {version}")
 
 
 def serving_local_path(version: ModelVersion) -> Path | None:
     """The version's serving model file (sha256-verified), or None without one."""
-    serving = version.serving or {}
-    if not serving.get("artifact"):
+    return _record_local_path(version.serving, f"serving model of {version}")
+
+
+def _record_local_path(record: dict | None, what: str, *, verify: bool = True) -> Path | None:
+    """The local file of a version's file record (``serving``, ``ood``), or None without one."""
+    if not (record or {}).get("artifact"):
         return None
-    what = f"serving model of {version}"
-    return stored_file_local_path(serving["artifact"], serving["sha256"], what)
+    return stored_file_local_path(record["artifact"], record["sha256"], what, verify=verify)
 
 
 def hash_files_ahead(version: ModelVersion | None = None) -> None:
@@ -104,12 +103,10 @@ def hash_files_ahead(version: ModelVersion | None = None) -> None:
 
     try:
         version = version or get_active_version()
-        records = [version.serving or {}, version.ood or {}] if version is not None else []
+        records = [version.serving, version.ood] if version is not None else []
         for record in records:
-            if record.get("artifact"):
-                path = stored_file_local_path(
-                    record["artifact"], record["sha256"], "", verify=False
-                )
+            path = _record_local_path(record, "", verify=False)
+            if path is not None:
                 hash_ahead(path)
     finally:
         connection.close()
